@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
-from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import ProductLine, Role, Team, Territory, User
+from accounts.models import ProductLine, Team, Territory, User
 
 
 class UserCreateForm(UserCreationForm):
@@ -56,22 +54,6 @@ class UserAdmin(DjangoUserAdmin):
     )
 
 
-class TeamAdminForm(forms.ModelForm):
-    class Meta:
-        model = Team
-        fields = ("name", "managers", "is_active")
-
-    def clean_managers(self) -> QuerySet[User]:
-        managers = self.cleaned_data["managers"]
-        wrong = [str(user) for user in managers if user.role != Role.MANAGER]
-        if wrong:
-            raise ValidationError(
-                _("Only sales managers can manage a team: %(names)s."),
-                params={"names": ", ".join(wrong)},
-            )
-        return managers
-
-
 class MemberInline(admin.TabularInline):
     model = User
     fk_name = "team"
@@ -89,7 +71,6 @@ class MemberInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    form = TeamAdminForm
     list_display = ("name", "manager_names", "member_count", "is_active")
     list_filter = ("is_active",)
     search_fields = ("name", "managers__display_name", "managers__email")

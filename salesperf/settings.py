@@ -21,8 +21,9 @@ from salesperf.config import parse_bool, read_config, redis_url_for_cache
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # A .env file in the project folder is read for local development; real
-# environment variables win over it.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# environment variables win over it. Tests that try production values skip it.
+if not os.environ.get("SALESPERF_SKIP_DOTENV"):
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 CONFIG = read_config(os.environ)
 
 if CONFIG.database is None:
