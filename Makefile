@@ -4,8 +4,8 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-PORT ?= 8000
-export PORT
+# PORT from the environment, else from .env, else 8000.
+PORT ?= $(or $(shell sed -n 's/^PORT=\([0-9]*\).*/\1/p' .env 2>/dev/null),8000)
 
 .PHONY: run test lint format install migrate seed services-stop clean help
 
@@ -42,7 +42,7 @@ run: seed
 	@echo "    marketing@example.com      marketing"
 	@echo "  Ctrl-C stops the web server, the worker and the scheduler."
 	@echo ""
-	$(BIN)/honcho start -f Procfile.dev
+	SALESPERF_WEB_PORT=$(PORT) $(BIN)/honcho start --env /dev/null -f Procfile.dev
 
 lint: install
 	$(BIN)/ruff check .

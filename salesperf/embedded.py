@@ -26,9 +26,6 @@ from urllib.parse import quote
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("SALESPERF_DATA_DIR", BASE_DIR / ".data"))
 DATABASE_NAME = "salesperf"
-# pgserver keeps its lock file in the runtime dir; name the one platformdirs
-# would fall back to anyway, without its warning on every start.
-os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")  # noqa: S108
 # A unix socket path may not be longer than 107 bytes on Linux.
 _MAX_SOCKET_PATH = 100
 
@@ -46,6 +43,12 @@ def _locked(name: str) -> Iterator[None]:
 
 def database_url() -> str:
     """Start (or reuse) the embedded PostgreSQL server; return a DATABASE_URL for it."""
+    # pgserver keeps its lock file (and a socket, for long paths) in the user's
+    # runtime dir; without one, platformdirs warns on every start. A private
+    # folder of ours serves, as long as every process of the project names it.
+    runtime_dir = DATA_DIR / "run"
+    runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
     import pgserver  # imported lazily: only needed when no DATABASE_URL is given
 
     pgdata = DATA_DIR / "postgres"
