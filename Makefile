@@ -26,12 +26,14 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 install: $(BIN)/.installed .env
 
 migrate: install
+	$(BIN)/python manage.py ensure_database
 	$(BIN)/python manage.py migrate --no-input
 
 seed: migrate
 	$(BIN)/python manage.py seed_demo --if-empty
 
 run: seed
+	$(BIN)/python manage.py compile_translations
 	@echo ""
 	@echo "  salesperf is starting on http://127.0.0.1:$(PORT)/"
 	@echo "  Demo logins (password: salesperf-demo):"
@@ -53,6 +55,7 @@ format: install
 	$(BIN)/ruff format .
 
 test: lint
+	$(BIN)/python manage.py compile_translations
 	$(BIN)/python manage.py makemigrations --check --dry-run > /dev/null
 	$(BIN)/pytest
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "bootstrap",  # Bootstrap 5 CSS/JS served by the app itself (django-bootstrap-static)
     "axes",
     "django_celery_beat",
+    "salesperf",  # project-wide management commands (ensure_database)
     "accounts",
     "leads",
     "goals",
