@@ -63,12 +63,15 @@ def scope_owned(
     *,
     user: User | AnonymousUser,
     owner_field: str = "owner",
+    team_field: str | None = None,
     marketing: Q | None = None,
 ) -> QuerySet[M]:
     """Narrow ``queryset`` (of objects with an owner) to what ``user`` may see.
 
-    ``marketing`` is the condition under which marketing sees an object (for
-    leads: unassigned or in a marketing stage); without it marketing sees none.
+    ``team_field`` names a team the object was handed to before it has an
+    owner (leads): a manager of that team sees it too. ``marketing`` is the
+    condition under which marketing sees an object (for leads: unassigned or
+    in a marketing stage); without it marketing sees none.
     Managers see their teams through a subquery on the owner, which keeps the
     query one index lookup per owner instead of a join fanning out per team.
     """
@@ -78,9 +81,11 @@ def scope_owned(
         return queryset
     if user.role == Role.MANAGER:
         team_members = User.objects.filter(team__managers=user).values("pk")
-        return queryset.filter(
-            Q(**{owner_field: user.pk}) | Q(**{f"{owner_field}__in": team_members})
-        )
+        visible = Q(**{owner_field: user.pk}) | Q(**{f"{owner_field}__in": team_members})
+        if team_field:
+            managed = Team.objects.filter(managers=user).values("pk")
+            visible |= Q(**{f"{owner_field}__isnull": True, f"{team_field}__in": managed})
+        return queryset.filter(visible)
     if user.role == Role.MARKETING:
         return queryset.filter(marketing) if marketing is not None else queryset.none()
     return queryset.filter(**{owner_field: user.pk})

@@ -36,7 +36,7 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         (_("Person"), {"fields": ("display_name", "language", "time_zone")}),
-        (_("Organisation"), {"fields": ("role", "team", "territories")}),
+        (_("Organisation"), {"fields": ("role", "team", "territories", "lead_capacity")}),
         (
             _("Permissions"),
             {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},

@@ -136,6 +136,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     time_zone = models.CharField(
         _("time zone"), max_length=64, default=default_time_zone, validators=[validate_time_zone]
     )
+    lead_capacity = models.PositiveIntegerField(
+        _("lead capacity"),
+        null=True,
+        blank=True,
+        help_text=_("Most new leads routed to this rep per 30 days; empty: no limit."),
+    )
     is_active = models.BooleanField(
         _("active"),
         default=True,

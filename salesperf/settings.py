@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",
     "crispy_forms",
     "crispy_bootstrap5",
     "bootstrap",  # Bootstrap 5 CSS/JS served by the app itself (django-bootstrap-static)
@@ -155,6 +156,22 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 USE_TZ = True
 TIME_ZONE = CONFIG.time_zone  # the company's time zone: day boundaries of KPIs
+
+# --- Sales process (DESIGN.md) ----------------------------------------------
+# Temperature from the buying timeframe: hot if the decision is at most this
+# many days away, warm within the second; cold beyond it or without a timeframe.
+LEAD_HOT_DAYS = 30
+LEAD_WARM_DAYS = 90
+# Weighted pipeline: an open estimate counts for its amount times the
+# probability of its lead's stage (estimates without a lead: "sql").
+PIPELINE_STAGE_PROBABILITIES = {
+    "suspect": 0.05,
+    "cold": 0.05,
+    "warm": 0.10,
+    "hot": 0.20,
+    "mql": 0.25,
+    "sql": 0.50,
+}
 
 # --- Static files (served by whitenoise; no CDN) ----------------------------
 STATIC_URL = "static/"
