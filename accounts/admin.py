@@ -97,6 +97,7 @@ class TeamAdmin(admin.ModelAdmin):
 @admin.register(Territory)
 class TerritoryAdmin(admin.ModelAdmin):
     list_display = ("name", "code", "rep_count", "is_active")
+    ordering = ("name",)
     list_filter = ("is_active",)
     search_fields = ("name", "code", "description")
     prepopulated_fields = {"code": ("name",)}

@@ -68,6 +68,16 @@ def parse_hosts(name: str, value: str) -> list[str]:
     return hosts
 
 
+def parse_site_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise _fail(
+            name,
+            f"expected the app's public address, e.g. https://sales.example.com, got {value!r}.",
+        )
+    return value.rstrip("/")
+
+
 def parse_database_url(name: str, value: str) -> dict[str, Any]:
     scheme = urlsplit(value).scheme
     if scheme not in DATABASE_SCHEMES:
@@ -127,6 +137,7 @@ class Config:
     base_currency: str
     port: int
     default_from_email: str
+    site_url: str
     csrf_trusted_origins: list[str] = field(default_factory=list)
 
 
@@ -158,5 +169,6 @@ def read_config(env: Mapping[str, str]) -> Config:
         base_currency=parse_currency("BASE_CURRENCY", env.get("BASE_CURRENCY", "EUR")),
         port=parse_port("PORT", env.get("PORT", "8000")),
         default_from_email=env.get("DEFAULT_FROM_EMAIL", "salesperf <noreply@localhost>"),
+        site_url=parse_site_url("SITE_URL", env.get("SITE_URL", "http://127.0.0.1:8000")),
         csrf_trusted_origins=[o.strip() for o in origins.split(",") if o.strip()],
     )

@@ -194,6 +194,8 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 # --- Email --------------------------------------------------------------------
 vars().update(CONFIG.email)
 DEFAULT_FROM_EMAIL = CONFIG.default_from_email
+# Links in emails (and other places without a request) point here.
+SITE_URL = CONFIG.site_url
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Celery (settings under CELERY_, read by salesperf/celery.py) ------------

@@ -8,4 +8,5 @@ admin.site.site_title = _("salesperf admin")
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
+    path("", include("leads.urls")),
 ]

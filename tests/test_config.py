@@ -73,6 +73,7 @@ def test_socket_urls() -> None:
         ("BASE_CURRENCY", "euro", "three-letter ISO 4217"),
         ("PORT", "eighty", "port number"),
         ("PORT", "70000", "port number"),
+        ("SITE_URL", "sales.example.com", "public address"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, says: str) -> None:
