@@ -13,9 +13,18 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Role
 
-# (url name, label, roles that see it). Later issues add their sections here.
+EVERYONE = {Role.REP, Role.MANAGER, Role.MARKETING, Role.ADMIN}
+SALES = {Role.REP, Role.MANAGER, Role.ADMIN}
+
+# (url name, label, roles that see it), in menu order.
 NAVIGATION: list[tuple[str, Any, set[str]]] = [
-    ("home", _("Home"), {Role.REP, Role.MANAGER, Role.MARKETING, Role.ADMIN}),
+    ("home", _("Home"), EVERYONE),
+    ("leads:list", _("Leads"), EVERYONE),
+    ("leads:customer_list", _("Customers"), EVERYONE),
+    ("leads:estimate_list", _("Estimates"), SALES),
+    ("leads:deal_list", _("Deals"), SALES),
+    ("leads:activity_list", _("Activities"), EVERYONE),
+    ("leads:import_upload", _("Import"), EVERYONE),
     ("admin:index", _("Administration"), {Role.ADMIN}),
 ]
 
@@ -32,5 +41,6 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
             url = reverse(url_name)
         except NoReverseMatch:
             continue
-        items.append({"url": url, "label": label, "active": request.path == url})
+        active = request.path == url if url == "/" else request.path.startswith(url)
+        items.append({"url": url, "label": label, "active": active})
     return {"nav_items": items}

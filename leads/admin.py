@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from leads.api_admin import WebLeadKeyAdmin
 from leads.models import (
     Activity,
     Contact,
@@ -197,12 +198,6 @@ class WinModelAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(WebLeadKey)
-class WebLeadKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "source", "is_active", "created_at", "last_used_at")
-    list_filter = ("is_active", "source")
-    search_fields = ("name", "prefix")
-    readonly_fields = ("prefix", "created_at", "last_used_at")
-
+admin.site.register(WebLeadKey, WebLeadKeyAdmin)
 
 admin.site.empty_value_display = _("—")

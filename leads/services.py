@@ -168,9 +168,13 @@ def lead_create(
     team: Team | None = None,
     stage: str = Stage.SUSPECT,
     route: bool = False,
+    comment: str = "",
     now: datetime | None = None,
 ) -> Lead:
     """Create a lead, score it, and route it when it needs an owner.
+
+    ``comment`` (e.g. the message of a web form) is kept on the "created" event
+    of the timeline, so it is there whether or not the lead gets an owner.
 
     Reps own the leads they create. ``route`` asks for automatic assignment
     (web forms, imports); an SQL lead without an owner is always routed.
@@ -219,7 +223,7 @@ def lead_create(
     lead.save()
     if product_lines:
         lead.product_lines.set(product_lines)
-    _record(lead, LeadEventKind.CREATED, to_value=stage, actor=actor)
+    _record(lead, LeadEventKind.CREATED, to_value=stage, actor=actor, comment=comment)
     if owner is not None:
         _record(lead, LeadEventKind.OWNER, to_value=_owner_label(owner), actor=actor)
         _notify_owner(lead, owner, actor)

@@ -17,6 +17,21 @@ app.autodiscover_tasks()
 # database when beat starts, where an admin can change a schedule without a
 # deploy (Admin → Periodic tasks). Times are in the company's time zone.
 app.conf.beat_schedule = {
+    # 00:15 every night: sent estimates past their "valid until" become expired.
+    "leads-expire-estimates": {
+        "task": "leads.tasks.expire_estimates",
+        "schedule": crontab(hour=0, minute=15),
+    },
+    # 02:10 every night: learn the win probabilities from the decided leads.
+    "leads-recompute-win-model": {
+        "task": "leads.tasks.recompute_win_model",
+        "schedule": crontab(hour=2, minute=10),
+    },
+    # 02:30 every night, after the model: rescore open leads (decay, engagement, probability).
+    "leads-rescore-open-leads": {
+        "task": "leads.tasks.rescore_open_leads",
+        "schedule": crontab(hour=2, minute=30),
+    },
     # 03:30 every night: expired sessions and login-throttle records older than 30 days.
     "housekeeping-nightly": {
         "task": "accounts.tasks.housekeeping",
