@@ -615,6 +615,8 @@ def customer_update(*, customer: Customer, actor: User, **data: Any) -> Customer
         raise TypeError(f"customer_update cannot set {sorted(unknown)}")
     if "owner" in data and data["owner"] is not None:
         _check_actor_may_assign(actor, data["owner"])
+    # A copy of our own: a refused edit leaves the caller's object as it was.
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
     for field, value in data.items():
         setattr(customer, field, value)
     customer.email = customer.email.strip().lower()
