@@ -15,7 +15,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
@@ -276,6 +276,14 @@ class Lead(models.Model):
             models.Index(fields=["team", "stage"], name="lead_team_stage"),
             models.Index(fields=["decided_at"], name="lead_decided"),
             models.Index(fields=["last_contact_at"], name="lead_last_contact"),
+            # The list's "highest score" and "longest without contact" orders over
+            # everything an admin sees (a rep's own leads sort fine without them).
+            models.Index(
+                F("score").desc(), F("created_at").desc(), F("id").desc(), name="lead_score_order"
+            ),
+            models.Index(
+                F("last_contact_at").asc(nulls_first=True), F("id"), name="lead_contact_order"
+            ),
             models.Index(Lower("email"), name="lead_email_ci"),
         ]
         constraints = [

@@ -194,15 +194,15 @@ def count_queries(client: Client, url: str) -> int:
 
 
 def test_customer_list_query_count_does_not_grow(cast: Cast) -> None:
-    """Expected queries: session, user, COUNT of the customers, the page of customers
-    (with their owners joined)."""
+    """Expected queries: session, user, the manager's team/member ids, COUNT of the
+    customers, the page of customers (with their owners joined)."""
     client = client_for(cast.manager)
     rep_customer(cast)
     url = reverse("leads:customer_list")
     before = count_queries(client, url)
     rep_customer(cast)
     make_customer(owner=cast.teammate)
-    assert count_queries(client, url) == before == 4
+    assert count_queries(client, url) == before == 5
 
 
 # --- Full view ----------------------------------------------------------------------------
@@ -257,8 +257,9 @@ def test_customer_page_caps_each_list_and_tells_the_total(cast: Cast) -> None:
 
 
 def test_customer_page_query_count_does_not_grow_with_history(cast: Cast) -> None:
-    """Expected queries: session, user, the customer (owner and territory joined), then one
-    query per list, rows and total together: contacts, leads, activities, estimates, deals."""
+    """Expected queries: session, user, the manager's team and member ids, the customer
+    (owner and territory joined), then one query per list, rows and total together:
+    contacts, leads, activities, estimates, deals."""
     customer = rep_customer(cast)
     history(cast, customer, cast.rep)
     client = client_for(cast.manager)
@@ -266,7 +267,7 @@ def test_customer_page_query_count_does_not_grow_with_history(cast: Cast) -> Non
     before = count_queries(client, url)
     history(cast, customer, cast.rep)
     history(cast, customer, cast.teammate)
-    assert count_queries(client, url) == before == 8
+    assert count_queries(client, url) == before == 9
 
 
 # --- Create and duplicates -----------------------------------------------------------------

@@ -469,7 +469,8 @@ def test_a_move_that_takes_the_lead_out_of_sight_returns_to_the_list(
 
 
 def test_detail_query_count_does_not_grow_with_the_history(cast: Cast) -> None:
-    """Expected queries (manager): 1 session, 2 user, 3 the lead with owner, team,
+    """Expected queries (manager): 1 session, 2 user, 2b team/member ids, 3 the lead with
+    owner, team,
     territory, customer and creator joined, 4 estimates, 5 deals, 6 activities (each
     scoped, with what they show joined), 7 product lines, 8 the timeline with its
     actors, 9 owner choices of the assign form."""
@@ -493,4 +494,4 @@ def test_detail_query_count_does_not_grow_with_the_history(cast: Cast) -> None:
             occurred_at=timezone.now(),
             lead=lead,
         )
-    assert count() == before == 9
+    assert count() == before == 10

@@ -729,15 +729,17 @@ def more_rows(cast: Cast, world: World) -> None:
 @pytest.mark.parametrize(
     "name, expected",
     [
-        # session, user, product lines (filter choices), COUNT, the page (customer,
-        # product line and owner joined)
-        ("estimate_list", 5),
-        # session, user, totals (one aggregate), product lines (filter choices), COUNT,
-        # the page (customer, product line and owner joined)
-        ("deal_list", 6),
-        # session, user, the user's to-dos with their total (owner, lead, customer and deal
-        # joined), COUNT of the recent ones, the page of recent ones (same joins)
-        ("activity_list", 5),
+        # session, user, the manager's team and member ids, product lines (filter
+        # choices), COUNT, the page (customer, product line and owner joined)
+        ("estimate_list", 6),
+        # session, user, the manager's team and member ids, totals (one aggregate),
+        # product lines (filter choices), COUNT, the page (customer, product line and
+        # owner joined)
+        ("deal_list", 7),
+        # session, user, the manager's team and member ids, the user's to-dos with their
+        # total (owner, lead, customer and deal joined), COUNT of the recent ones, the
+        # page of recent ones (same joins)
+        ("activity_list", 6),
     ],
 )
 def test_list_query_counts_do_not_grow(cast: Cast, world: World, name: str, expected: int) -> None:
