@@ -10,10 +10,27 @@ from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 
+from accounts.management.commands import seed_demo
 from accounts.models import ProductLine, Role, Team, Territory, User
+from leads.models import Activity, Contact, Customer, Deal, Estimate, Lead, WinModel
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def small_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the organisation: a token pipeline keeps them fast
+    (tests/leads/test_seed_pipeline.py tries the pipeline itself)."""
+    monkeypatch.setattr(seed_demo, "PIPELINE_LEADS_PER_REP", (2, 3))
+    monkeypatch.setattr(seed_demo, "LARGE_PIPELINE_LEADS", 200)
+
+
+def delete_pipeline() -> None:
+    """Estimates, deals and activities protect their owners: they go first."""
+    for model in (Activity, Deal, Estimate, Lead, Contact, Customer, WinModel):
+        model.objects.all().delete()
+
 
 DEMO_PASSWORD = "salesperf-demo"
 
@@ -135,6 +152,8 @@ def test_output_lists_the_demo_logins_and_what_was_created() -> None:
         assert email in first
     assert "7 created" in first  # the demo logins
     assert " 0 created,    7 already there" in second
+    assert "Sales pipeline (a year of history):" in first
+    assert "already seeded (leads exist): skipped, nothing changed." in second
 
 
 def test_running_twice_creates_and_changes_nothing() -> None:
@@ -150,6 +169,7 @@ def test_running_twice_creates_and_changes_nothing() -> None:
 def test_the_demo_is_the_same_on_every_fresh_database() -> None:
     seed()
     first = organisation_snapshot(with_keys=False)
+    delete_pipeline()
     User.objects.all().delete()
     Team.objects.all().delete()
     Territory.objects.all().delete()
@@ -229,6 +249,7 @@ def test_if_empty_loads_an_empty_database_and_leaves_a_used_one_alone() -> None:
     call_command("seed_demo", "--if-empty", stdout=out)
     assert User.objects.filter(email="rep@example.com").exists()
 
+    delete_pipeline()
     User.objects.exclude(email="admin@example.com").delete()
     out = StringIO()
     call_command("seed_demo", "--if-empty", stdout=out)

@@ -10,6 +10,11 @@ Everything runs in one transaction: a failure leaves no half-made organisation.
 
 Each part of the demo has its own function and its own random generator, so a
 part added later (leads, goals…) does not shift the choices of the others.
+
+The sales pipeline (leads, customers, estimates, deals, activities: a year of
+history up to today) is made by ``leads.demo`` for the demo reps, once: when
+any lead exists it is left alone. ``--scale large`` adds the benchmark data
+(a million leads over the 100 reps) in its own transaction, once as well.
 """
 
 from __future__ import annotations
@@ -18,16 +23,19 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from accounts.models import ProductLine, Role, Team, Territory, User
 from accounts.services import team_set_managers, user_create
+from leads import demo as pipeline_demo
 
 # Published in the README and printed by the command: a demo login, not a secret.
 DEMO_PASSWORD = "salesperf-demo"  # noqa: S105
@@ -41,6 +49,9 @@ LARGE_ORGANISATION_SEED = "salesperf-demo:large-organisation"
 LARGE_TOTAL_TEAMS = 10
 LARGE_TOTAL_REPS = 100
 BULK_BATCH_SIZE = 500
+# Leads made per demo rep (a few marketing leads stay unassigned); tests make fewer.
+PIPELINE_LEADS_PER_REP = (160, 310)
+LARGE_PIPELINE_LEADS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -580,13 +591,38 @@ def seed_large_organisation(
     report.record("team managers", created=False, count=len(managers) - len(links))
 
 
+# --- Sales pipeline ------------------------------------------------------------
+
+
+def demo_reps() -> list[User]:
+    """The active reps of the normal demo (not the large organisation's)."""
+    people = [*DEMO_LOGINS, *organisation_people(random.Random(ORGANISATION_SEED))]  # noqa: S311
+    emails = [spec.email for spec in people if spec.role == Role.REP]
+    users = _users_by_email(emails)
+    return [
+        users[email]
+        for email in emails
+        if email in users and users[email].role == Role.REP and users[email].is_active
+    ]
+
+
+def demo_marketing() -> User | None:
+    """Who brings marketing's leads in: the demo marketing login, if it is still marketing."""
+    emails = [spec.email for spec in DEMO_LOGINS if spec.role == Role.MARKETING]
+    return User.objects.filter(email__in=emails, role=Role.MARKETING, is_active=True).first()
+
+
+def _active_product_lines() -> list[ProductLine]:
+    return list(ProductLine.objects.filter(is_active=True).order_by("name"))
+
+
 # --- The command ---------------------------------------------------------------
 
 
 class Command(BaseCommand):
     help = (
-        "Create a demo organisation with fixed logins (password: salesperf-demo). "
-        "Safe to run again: existing records are left as they are."
+        "Create a demo organisation with fixed logins (password: salesperf-demo) and a "
+        "year of sales pipeline. Safe to run again: existing records are left as they are."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -594,7 +630,10 @@ class Command(BaseCommand):
             "--scale",
             choices=["normal", "large"],
             default="normal",
-            help="large: also 10 teams with 100 reps in all, for benchmarks.",
+            help=(
+                "large: also 10 teams with 100 reps in all and 1,000,000 leads with their "
+                "customers, estimates, deals and activities, for benchmarks (a few minutes)."
+            ),
         )
         parser.add_argument(
             "--if-empty",
@@ -607,6 +646,8 @@ class Command(BaseCommand):
             # A database with real (or earlier demo) people is never given demo people.
             self.stdout.write("The database already has users: no demo data loaded.")
             return
+        # The history ends today: read once, so every part agrees on the day.
+        today = timezone.localdate()
         report = SeedReport()
         password_hash = make_password(DEMO_PASSWORD)
         try:
@@ -623,10 +664,61 @@ class Command(BaseCommand):
                         territories=territories,
                         report=report,
                     )
+                pipeline = pipeline_demo.seed_pipeline(
+                    reps=demo_reps(),
+                    product_lines=_active_product_lines(),
+                    marketing=demo_marketing(),
+                    today=today,
+                    leads_per_rep=PIPELINE_LEADS_PER_REP,
+                )
         except ValidationError as error:
             # An existing record no longer fits the demo (e.g. a demo manager got another role).
             raise CommandError("; ".join(error.messages)) from error
         self._print_summary(report)
+        self._print_pipeline("Sales pipeline (a year of history):", pipeline, skipped="leads exist")
+        if scale == "large":
+            self._seed_large_pipeline(today)
+
+    def _seed_large_pipeline(self, today: date) -> None:
+        self.stdout.write(
+            self.style.MIGRATE_HEADING(f"Benchmark pipeline ({LARGE_PIPELINE_LEADS:,} leads):")
+        )
+
+        def progress(line: str) -> None:
+            self.stdout.write(line)
+            self.stdout.flush()  # visible while it runs, also when redirected to a file
+
+        # Its own transaction: all of it or nothing, without holding back the demo's.
+        with transaction.atomic():
+            result = pipeline_demo.seed_large_pipeline(
+                reps=list(User.objects.filter(role=Role.REP, is_active=True)),
+                product_lines=_active_product_lines(),
+                marketing=demo_marketing(),
+                today=today,
+                leads=LARGE_PIPELINE_LEADS,
+                progress=progress,
+            )
+        self._print_pipeline("Benchmark pipeline:", result, skipped="benchmark leads exist")
+        if result is not None:
+            started = timezone.now()
+            # VACUUM needs autocommit; inside a caller's transaction ANALYZE alone.
+            vacuum = not connection.in_atomic_block
+            pipeline_demo.analyze_pipeline_tables(vacuum=vacuum)
+            seconds = (timezone.now() - started).total_seconds()
+            done = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
+            self.stdout.write(f"  {done} of the pipeline tables in {seconds:.1f} s")
+
+    def _print_pipeline(
+        self, heading: str, result: pipeline_demo.PipelineResult | None, *, skipped: str
+    ) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING(heading))
+        if result is None:
+            self.stdout.write(f"  already seeded ({skipped}): skipped, nothing changed.")
+            return
+        width = max((len(kind) for kind in result.counts), default=0)
+        for kind, count in result.counts.items():
+            self.stdout.write(f"  {kind:<{width}}  {count:>9,} created")
+        self.stdout.write(f"  in {result.seconds:.1f} s")
 
     def _print_summary(self, report: SeedReport) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING("Demo organisation:"))
