@@ -90,6 +90,62 @@ def _today(now: datetime) -> date:
     return timezone.localdate(now)
 
 
+_REFRESH_TEMPERATURES_SQL = """
+WITH derived AS (
+    SELECT id, stage AS old_stage, temperature AS old_temperature,
+           CASE WHEN timeframe - %(today)s <= %(hot)s THEN 'hot'
+                WHEN timeframe - %(today)s <= %(warm)s THEN 'warm'
+                ELSE 'cold' END AS new_temperature
+    FROM leads_lead
+    WHERE timeframe IS NOT NULL
+      AND NOT temperature_overridden
+      AND stage IN %(open)s
+), changed AS (
+    UPDATE leads_lead AS lead
+    SET temperature = derived.new_temperature,
+        stage = CASE WHEN lead.stage IN %(temperature_stages)s
+                     THEN derived.new_temperature ELSE lead.stage END,
+        updated_at = %(now)s
+    FROM derived
+    WHERE lead.id = derived.id AND derived.old_temperature <> derived.new_temperature
+    RETURNING lead.id, derived.old_stage, derived.old_temperature, derived.new_temperature
+)
+INSERT INTO leads_leadevent (lead_id, kind, from_value, to_value, reason, comment, created_at)
+SELECT id, 'temperature', old_temperature, new_temperature, %(reason)s, '', %(now)s FROM changed
+UNION ALL
+SELECT id, 'stage', old_stage, new_temperature, %(reason)s, '', %(now)s
+FROM changed WHERE old_stage IN %(temperature_stages)s
+"""
+
+
+def leads_refresh_temperatures(*, today: date, now: datetime | None = None) -> int:
+    """Re-derive the temperature of open leads as their buying timeframe draws near.
+
+    A lead whose decision was 45 days away is warm; a month later it is hot, and
+    a lead in a temperature stage moves with it. Leads whose temperature was set
+    by hand keep it. One set-based statement (the changes and their history);
+    safe to repeat: a second run the same day finds nothing to change.
+    Returns the number of history rows written.
+    """
+    from django.db import connection
+
+    now = now or timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _REFRESH_TEMPERATURES_SQL,
+            {
+                "today": today,
+                "hot": settings.LEAD_HOT_DAYS,
+                "warm": settings.LEAD_WARM_DAYS,
+                "open": tuple(str(stage) for stage in OPEN_STAGES),
+                "temperature_stages": tuple(str(stage) for stage in TEMPERATURE_STAGES),
+                "reason": _("Buying timeframe drew nearer"),
+                "now": now,
+            },
+        )
+        return cursor.rowcount
+
+
 # --- History -----------------------------------------------------------------
 
 

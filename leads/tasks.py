@@ -15,7 +15,7 @@ from django.utils import timezone, translation
 from accounts.models import User
 from leads.models import Lead
 from leads.scoring import leads_rescore_open, win_model_recompute
-from leads.services import estimates_expire_due
+from leads.services import estimates_expire_due, leads_refresh_temperatures
 
 
 @shared_task(
@@ -96,3 +96,13 @@ def expire_estimates(day: str | None = None) -> int:
     """
     today = date.fromisoformat(day) if day else timezone.localdate()
     return estimates_expire_due(today=today)
+
+
+@shared_task
+def refresh_temperatures(day: str | None = None) -> int:
+    """Nightly: open leads warm up as their buying timeframe draws near (``day`` ISO).
+
+    Safe to repeat: a second run the same day changes nothing.
+    """
+    today = date.fromisoformat(day) if day else timezone.localdate()
+    return leads_refresh_temperatures(today=today)

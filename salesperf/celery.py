@@ -22,6 +22,11 @@ app.conf.beat_schedule = {
         "task": "leads.tasks.expire_estimates",
         "schedule": crontab(hour=0, minute=15),
     },
+    # 00:20 every night: open leads warm up as their buying timeframe draws near.
+    "leads-refresh-temperatures": {
+        "task": "leads.tasks.refresh_temperatures",
+        "schedule": crontab(hour=0, minute=20),
+    },
     # 02:10 every night: learn the win probabilities from the decided leads.
     "leads-recompute-win-model": {
         "task": "leads.tasks.recompute_win_model",

@@ -451,3 +451,26 @@ def test_the_nightly_expiry_task_and_its_schedule(cast: Cast) -> None:
     assert (
         app.conf.beat_schedule["leads-expire-estimates"]["task"] == "leads.tasks.expire_estimates"
     )
+
+
+def test_temperatures_warm_up_as_the_timeframe_draws_near(cast: Cast) -> None:
+    from leads.tasks import refresh_temperatures
+
+    coming = new_lead(cast, timeframe=TODAY + dt.timedelta(days=45), stage=Stage.WARM)
+    qualified = new_lead(cast, timeframe=TODAY + dt.timedelta(days=100), stage=Stage.MQL)
+    by_hand = new_lead(cast, timeframe=TODAY + dt.timedelta(days=45))
+    services.lead_set_temperature(
+        lead=by_hand, actor=cast.rep, temperature=Temperature.COLD, reason="Not yet", now=NOW
+    )
+    later = TODAY + dt.timedelta(days=20)
+
+    assert refresh_temperatures.delay(later.isoformat()).get() == 3
+    coming.refresh_from_db()
+    qualified.refresh_from_db()
+    by_hand.refresh_from_db()
+    assert (coming.stage, coming.temperature) == (Stage.HOT, Temperature.HOT)
+    assert stages(coming)[-1] == ("warm", "hot")
+    assert (qualified.stage, qualified.temperature) == (Stage.MQL, Temperature.WARM)
+    assert by_hand.temperature == Temperature.COLD  # set by hand: kept
+    # Safe to repeat.
+    assert refresh_temperatures.delay(later.isoformat()).get() == 0
