@@ -202,6 +202,8 @@ class Lead(models.Model):
         _("estimated value"), **MONEY, null=True, blank=True, validators=[MinValueValidator(0)]
     )
 
+    # Indexed by the (owner, …) indexes below; a plain FK index would be one
+    # more index to update on every insert of a bulk import.
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -209,10 +211,16 @@ class Lead(models.Model):
         blank=True,
         related_name="leads",
         verbose_name=_("owner"),
+        db_index=False,
     )
     # The team a lead was handed to (by marketing or routing) before it has an owner.
     team = models.ForeignKey(
-        Team, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("team")
+        Team,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        verbose_name=_("team"),
+        db_index=False,  # the (team, stage) index serves it
     )
     stage = models.CharField(
         _("stage"), max_length=20, choices=Stage.choices, default=Stage.SUSPECT
@@ -251,6 +259,7 @@ class Lead(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("created by"),
+        db_index=False,  # never searched by; people are deactivated, not deleted
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -275,9 +284,9 @@ class Lead(models.Model):
             models.Index(fields=["owner", "-created_at"], name="lead_owner_created"),
             models.Index(fields=["team", "stage"], name="lead_team_stage"),
             models.Index(fields=["decided_at"], name="lead_decided"),
-            models.Index(fields=["last_contact_at"], name="lead_last_contact"),
             # The list's "highest score" and "longest without contact" orders over
-            # everything an admin sees (a rep's own leads sort fine without them).
+            # everything an admin sees (a rep's own leads sort fine without them);
+            # the second also serves "no contact for N days".
             models.Index(
                 F("score").desc(), F("created_at").desc(), F("id").desc(), name="lead_score_order"
             ),
@@ -285,6 +294,12 @@ class Lead(models.Model):
                 F("last_contact_at").asc(nulls_first=True), F("id"), name="lead_contact_order"
             ),
             models.Index(Lower("email"), name="lead_email_ci"),
+            # Duplicate checks (imports, web forms) look leads up by phone.
+            models.Index(
+                fields=["phone_normalised"],
+                name="lead_phone_norm",
+                condition=~Q(phone_normalised=""),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -322,7 +337,8 @@ class LeadEventKind(models.TextChoices):
 class LeadEvent(models.Model):
     """One change of a lead: the timeline shown on the lead, and the KPI facts' source."""
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")
+    # (lead, created_at) below indexes it.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events", db_index=False)
     kind = models.CharField(max_length=20, choices=LeadEventKind.choices)
     from_value = models.CharField(max_length=200, blank=True)
     to_value = models.CharField(max_length=200, blank=True)
