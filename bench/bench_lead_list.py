@@ -70,7 +70,9 @@ def pick_users() -> dict[str, User]:
     return users  # type: ignore[return-value]
 
 
-def measure(client: Client, url: str, params: dict[str, str], runs: int) -> tuple[float, float, int]:
+def measure(
+    client: Client, url: str, params: dict[str, str], runs: int
+) -> tuple[float, float, int]:
     for _ in range(2):
         response = client.get(url, params)
         if response.status_code != 200:
