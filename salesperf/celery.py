@@ -37,6 +37,18 @@ app.conf.beat_schedule = {
         "task": "leads.tasks.rescore_open_leads",
         "schedule": crontab(hour=2, minute=30),
     },
+    # 02:15 every night, after the estimates expired: KPI facts up to yesterday —
+    # yesterday, the week before, and the older days late edits touched.
+    "kpis-nightly": {
+        "task": "goals.tasks.compute_kpis_nightly",
+        "schedule": crontab(hour=2, minute=15),
+    },
+    # 04:00 on Sundays: rebuild the last 400 days of facts (deals deleted or moved
+    # off an old day, territories changed): about 35 s on the large data set.
+    "kpis-weekly-rebuild": {
+        "task": "goals.tasks.compute_kpis_rebuild",
+        "schedule": crontab(hour=4, minute=0, day_of_week="sun"),
+    },
     # 03:30 every night: expired sessions and login-throttle records older than 30 days.
     "housekeeping-nightly": {
         "task": "accounts.tasks.housekeeping",

@@ -1,0 +1,367 @@
+"""Reads of goals and KPIs.
+
+KPIs come from the daily facts (``DailyRepFact``) by SUM, so a period and a
+rollup (rep, team, company, product line, territory) cost one query whatever
+their size. What is not additive — the median sales cycle and the repeat
+business rate — is read from the raw deals of the range, in one more query.
+
+The caller passes the reps it may show (from ``accounts.access``, e.g.
+``users_for_user(user=...)`` narrowed to a team): these selectors do not scope
+by themselves. Every ratio whose denominator is zero is ``None``, never an
+exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import (
+    Aggregate,
+    Count,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Q,
+    QuerySet,
+    Sum,
+)
+from django.db.models.functions import TruncDate
+
+from accounts.models import ProductLine, Territory, User
+from goals.kpis import ACTIVITY_COLUMNS, FACT_COLUMNS, MONEY_COLUMNS
+from goals.models import DailyRepFact, Goal, GoalRevision, Metric
+from leads.models import Deal, DealStatus
+
+Number = Decimal | int
+RepScope = QuerySet[User] | Iterable[int]
+
+
+def ratio(numerator: Number | None, denominator: Number | None) -> Decimal | None:
+    """numerator ÷ denominator as a Decimal; None when either is missing or the denominator is 0."""
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    return Decimal(numerator) / Decimal(denominator)
+
+
+def attainment(actual: Number | None, target: Number | None) -> Decimal | None:
+    """Quota attainment: actual ÷ target of the goal (1 = met). None without a target."""
+    return ratio(actual, target)
+
+
+def elapsed_share(start: date, end: date, today: date) -> Decimal:
+    """The share of the period [start, end] elapsed by the end of ``today`` (0 to 1)."""
+    total = (end - start).days + 1
+    elapsed = (min(today, end) - start).days + 1
+    return Decimal(max(0, min(elapsed, total))) / Decimal(total)
+
+
+def pace(
+    actual: Number | None, target: Number | None, start: date, end: date, today: date
+) -> Decimal | None:
+    """actual / (target * elapsed share of the period); 1 or more is on track.
+
+    ``today`` is the last day included in ``actual`` (yesterday when ``actual``
+    comes from the nightly facts). None before the period starts or without a target.
+    """
+    if target is None:
+        return None
+    return ratio(actual, Decimal(target) * elapsed_share(start, end, today))
+
+
+@dataclass(frozen=True)
+class Kpis:
+    """Every KPI of DESIGN.md for one scope and date range. Ratios are Decimals
+    (shares 0..1 except CSAT 0..100 and NPS -100..100); None where undefined."""
+
+    start: date
+    end: date
+    # Deals closed in range.
+    sales_volume: Decimal
+    deals_won: int
+    deals_lost: int
+    average_ticket: Decimal | None
+    win_rate: Decimal | None
+    # Leads.
+    leads_created: int
+    leads_decided: int
+    leads_decided_won: int
+    lead_conversion_rate: Decimal | None
+    funnel_mql_share: Decimal | None
+    funnel_sql_share: Decimal | None
+    funnel_won_share: Decimal | None
+    leads_reached_mql: int
+    leads_reached_sql: int
+    # Sales cycle (days from lead created to deal won, won deals in range with a lead).
+    sales_cycle_mean_days: Decimal | None
+    sales_cycle_median_days: Decimal | None
+    # Repeat business (from the raw deals).
+    customers_won: int
+    repeat_customers: int
+    repeat_business_rate: Decimal | None
+    # Estimates issued in range.
+    estimates_issued: int
+    estimate_value_issued: Decimal
+    revenue_quota: Decimal | None
+    estimate_coverage: Decimal | None
+    # Customer satisfaction.
+    csat_answered: int
+    csat: Decimal | None
+    nps_answered: int
+    nps: Decimal | None
+    surveys_sent: int
+    surveys_answered: int
+    survey_response_rate: Decimal | None
+    # Activities by kind (every ActivityKind value), and their total.
+    activities: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def activities_total(self) -> int:
+        return sum(self.activities.values())
+
+
+def _rep_filter(reps: RepScope, include_unassigned: bool, prefix: str) -> Q:
+    if isinstance(reps, QuerySet):
+        condition = Q(**{f"{prefix}__in": reps.values("pk")})
+    else:
+        condition = Q(**{f"{prefix}__in": list(reps)})
+    if include_unassigned:
+        condition |= Q(**{f"{prefix}__isnull": True})
+    return condition
+
+
+def _pk(value: Any) -> int | None:
+    return getattr(value, "pk", value)
+
+
+def fact_totals(
+    *,
+    reps: RepScope,
+    start: date,
+    end: date,
+    product_line: ProductLine | int | None = None,
+    territory: Territory | int | None = None,
+    include_unassigned: bool = False,
+) -> dict[str, Any]:
+    """The SUM of every fact column over the scope and range (one query); zeros when empty."""
+    facts = DailyRepFact.objects.filter(
+        _rep_filter(reps, include_unassigned, "rep"), day__gte=start, day__lte=end
+    )
+    if product_line is not None:
+        facts = facts.filter(product_line=_pk(product_line))
+    if territory is not None:
+        facts = facts.filter(territory=_pk(territory))
+    totals = facts.aggregate(**{column: Sum(column) for column in FACT_COLUMNS})
+    zero = {column: Decimal(0) if column in MONEY_COLUMNS else 0 for column in FACT_COLUMNS}
+    return {column: zero[column] if value is None else value for column, value in totals.items()}
+
+
+class Median(Aggregate):
+    function = "percentile_cont"
+    name = "median"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+def _cycle_days() -> Func:
+    """Days from the lead's creation (company day) to the deal's close date, at least 0."""
+    lead_day = TruncDate("lead__created_at", tzinfo=ZoneInfo(settings.TIME_ZONE))
+    return Func(
+        F("close_date"),
+        lead_day,
+        template="GREATEST(0, %(expressions)s)",
+        arg_joiner=" - ",
+        output_field=IntegerField(),
+    )
+
+
+def raw_deal_kpis(
+    *,
+    reps: RepScope,
+    start: date,
+    end: date,
+    product_line: ProductLine | int | None = None,
+    territory: Territory | int | None = None,
+) -> dict[str, Any]:
+    """What is not additive, from the raw won deals of the range (one query).
+
+    - ``cycle_median``: median days from lead created to deal won (deals with a lead);
+    - ``customers``: customers with a won deal in range (in the scope);
+    - ``repeat``: of those, the ones who had a won deal before the range — with
+      anyone, on any product line: they came back to the company. This cannot be
+      a daily fact: whether a customer is "new" depends on the range's start,
+      and distinct customers do not add up over days.
+    """
+    deals = Deal.objects.filter(
+        _rep_filter(reps, False, "owner"),
+        status=DealStatus.WON,
+        close_date__gte=start,
+        close_date__lte=end,
+    )
+    if product_line is not None:
+        deals = deals.filter(product_line=_pk(product_line))
+    if territory is not None:
+        deals = deals.filter(territory=_pk(territory))
+    # Customers with a won deal before the range: one hashed lookup, not one per deal.
+    returning = Deal.objects.filter(status=DealStatus.WON, close_date__lt=start).values("customer")
+    return deals.aggregate(
+        cycle_median=Median(_cycle_days(), filter=Q(lead__isnull=False)),
+        customers=Count("customer", distinct=True),
+        repeat=Count("customer", distinct=True, filter=Q(customer__in=returning)),
+    )
+
+
+def kpis_for(
+    *,
+    reps: RepScope,
+    start: date,
+    end: date,
+    product_line: ProductLine | int | None = None,
+    territory: Territory | int | None = None,
+    revenue_quota: Decimal | None = None,
+    include_unassigned: bool = False,
+) -> Kpis:
+    """Every KPI for the reps (a queryset or ids) over [start, end], in two queries.
+
+    ``revenue_quota`` is the revenue target for the same scope and range
+    (e.g. ``revenue_quota_for`` of the goals shown), the denominator of the
+    estimate coverage. ``include_unassigned`` adds the leads nobody owns yet
+    (marketing's pool) to the lead KPIs: for company-wide figures.
+    """
+    totals = fact_totals(
+        reps=reps,
+        start=start,
+        end=end,
+        product_line=product_line,
+        territory=territory,
+        include_unassigned=include_unassigned,
+    )
+    raw = raw_deal_kpis(
+        reps=reps, start=start, end=end, product_line=product_line, territory=territory
+    )
+    median = raw["cycle_median"]
+    return kpis_from_totals(
+        totals,
+        start=start,
+        end=end,
+        cycle_median=Decimal(str(median)) if median is not None else None,
+        customers_won=raw["customers"],
+        repeat_customers=raw["repeat"],
+        revenue_quota=revenue_quota,
+    )
+
+
+def kpis_from_totals(
+    totals: dict[str, Any],
+    *,
+    start: date,
+    end: date,
+    cycle_median: Decimal | None,
+    customers_won: int,
+    repeat_customers: int,
+    revenue_quota: Decimal | None,
+) -> Kpis:
+    """The KPI formulas of DESIGN.md over summed facts (pure: no queries)."""
+    revenue = Decimal(totals["revenue_won"])
+    won, lost = totals["deals_won"], totals["deals_lost"]
+    created = totals["leads_created"]
+    nps_answered = totals["nps_answered"]
+    average_ticket = ratio(revenue, won)
+    return Kpis(
+        start=start,
+        end=end,
+        sales_volume=revenue,
+        deals_won=won,
+        deals_lost=lost,
+        average_ticket=average_ticket.quantize(Decimal("0.01")) if average_ticket else None,
+        win_rate=ratio(won, won + lost),
+        leads_created=created,
+        leads_decided=totals["leads_decided"],
+        leads_decided_won=totals["leads_decided_won"],
+        lead_conversion_rate=ratio(totals["leads_decided_won"], totals["leads_decided"]),
+        funnel_mql_share=ratio(totals["leads_created_reached_mql"], created),
+        funnel_sql_share=ratio(totals["leads_created_reached_sql"], created),
+        funnel_won_share=ratio(totals["leads_created_won"], created),
+        leads_reached_mql=totals["leads_reached_mql"],
+        leads_reached_sql=totals["leads_reached_sql"],
+        sales_cycle_mean_days=ratio(totals["cycle_days_sum"], totals["cycle_count"]),
+        sales_cycle_median_days=cycle_median,
+        customers_won=customers_won,
+        repeat_customers=repeat_customers,
+        repeat_business_rate=ratio(repeat_customers, customers_won),
+        estimates_issued=totals["estimates_issued"],
+        estimate_value_issued=Decimal(totals["estimate_value_issued"]),
+        revenue_quota=revenue_quota,
+        estimate_coverage=ratio(totals["estimate_value_issued"], revenue_quota),
+        csat_answered=totals["csat_answered"],
+        csat=_times_100(ratio(totals["csat_satisfied"], totals["csat_answered"])),
+        nps_answered=nps_answered,
+        nps=_times_100(ratio(totals["nps_promoters"] - totals["nps_detractors"], nps_answered)),
+        surveys_sent=totals["surveys_sent"],
+        surveys_answered=totals["surveys_answered"],
+        survey_response_rate=ratio(totals["surveys_answered"], totals["surveys_sent"]),
+        activities={kind: totals[column] for kind, column in ACTIVITY_COLUMNS.items()},
+    )
+
+
+def _times_100(share: Decimal | None) -> Decimal | None:
+    return share * 100 if share is not None else None
+
+
+# --- Goals -----------------------------------------------------------------------
+
+
+def goal_target_on(
+    goal: Goal, day: date, revisions: Iterable[GoalRevision] | None = None
+) -> Decimal:
+    """The target in force on ``day``.
+
+    The newest revision in force by then (latest ``effective_from``, then the
+    later one made) gives it; before any revision is in force, the target the
+    goal was created with — the ``old_target`` of the first revision made.
+    ``revisions`` may be passed when already loaded (prefetched), else one query.
+    """
+    rows = list(revisions) if revisions is not None else list(goal.revisions.all())
+    if not rows:
+        return goal.target
+    in_force = [r for r in rows if r.effective_from <= day]
+    if in_force:
+        latest = max(in_force, key=lambda r: (r.effective_from, r.revised_at, r.pk or 0))
+        return latest.new_target
+    first_made = min(rows, key=lambda r: (r.revised_at, r.pk or 0))
+    return first_made.old_target
+
+
+def goal_actual(goal: Goal, totals: dict[str, Any]) -> Decimal | None:
+    """The goal's metric out of summed facts of its scope and period (see ``fact_totals``)."""
+    if goal.metric == Metric.REVENUE_WON:
+        return Decimal(totals["revenue_won"])
+    if goal.metric == Metric.DEALS_WON:
+        return Decimal(totals["deals_won"])
+    if goal.metric == Metric.ESTIMATE_VALUE:
+        return Decimal(totals["estimate_value_issued"])
+    if goal.metric == Metric.NEW_LEADS:
+        return Decimal(totals["leads_created"])
+    if goal.metric == Metric.ACTIVITIES:
+        if goal.activity_kind:
+            return Decimal(totals[ACTIVITY_COLUMNS[goal.activity_kind]])
+        return Decimal(sum(totals[column] for column in ACTIVITY_COLUMNS.values()))
+    if goal.metric == Metric.CSAT:
+        return _times_100(ratio(totals["csat_satisfied"], totals["csat_answered"]))
+    if goal.metric == Metric.NPS:
+        return _times_100(
+            ratio(totals["nps_promoters"] - totals["nps_detractors"], totals["nps_answered"])
+        )
+    raise ValueError(f"unknown metric {goal.metric}")
+
+
+def revenue_quota_for(goals: Iterable[Goal]) -> Decimal | None:
+    """The revenue quota of a scope: the sum of its revenue-won goals' targets, None if none."""
+    targets = [goal.target for goal in goals if goal.metric == Metric.REVENUE_WON]
+    return sum(targets, Decimal(0)) if targets else None
