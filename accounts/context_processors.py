@@ -24,6 +24,8 @@ NAVIGATION: list[tuple[str, Any, set[str]]] = [
     ("leads:estimate_list", _("Estimates"), SALES),
     ("leads:deal_list", _("Deals"), SALES),
     ("leads:activity_list", _("Activities"), EVERYONE),
+    ("feedback:satisfaction", _("Satisfaction"), SALES),
+    ("feedback:case_list", _("Cases"), SALES),
     ("leads:import_upload", _("Import"), EVERYONE),
     ("admin:index", _("Administration"), {Role.ADMIN}),
 ]

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -12,12 +13,14 @@ from django.views.decorators.http import require_POST
 from accounts import services
 from accounts.forms import ProfileForm
 from accounts.selectors import home_for_user
+from feedback.selectors import case_alerts_for_user
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     summary = home_for_user(user=request.user)
-    return render(request, "accounts/home.html", {"summary": summary})
+    alerts = case_alerts_for_user(user=request.user, now=timezone.now())
+    return render(request, "accounts/home.html", {"summary": summary, "case_alerts": alerts})
 
 
 @login_required

@@ -250,10 +250,11 @@ def feedback_fact_sources() -> list[FactSource]:
     Return ``FactSource``s filling ``csat_answered``, ``csat_satisfied`` (4-5),
     ``nps_answered``, ``nps_promoters`` (9-10), ``nps_detractors`` (0-6) on
     the day answered, and ``surveys_sent`` / ``surveys_answered`` on the day
-    sent, with a ``touched_sql`` for late answers. Until the feedback app exists
-    there are none and those columns stay 0.
+    sent, with a ``touched_sql`` for late answers.
     """
-    return []
+    from feedback.kpis import fact_sources as feedback_sources
+
+    return feedback_sources()
 
 
 def fact_sources() -> list[FactSource]:

@@ -692,7 +692,19 @@ def customer_merge(*, keep: Customer, merge: Customer, actor: User) -> Customer:
         raise ValidationError(_("Choose two different customers to merge."))
     keep = Customer.objects.select_for_update().get(pk=keep.pk)
     merge = Customer.objects.select_for_update().get(pk=merge.pk)
-    for model in (Lead, Estimate, Deal, Activity, Contact):
+    from feedback.models import FollowUpCase, SurveyAnswer, SurveyInvitation
+
+    related = (
+        Lead,
+        Estimate,
+        Deal,
+        Activity,
+        Contact,
+        SurveyInvitation,
+        SurveyAnswer,
+        FollowUpCase,
+    )
+    for model in related:
         model.objects.filter(customer=merge).update(customer=keep)
     for field in ("email", "phone", "address", "city", "country", "notes"):
         if not getattr(keep, field) and getattr(merge, field):
@@ -917,6 +929,12 @@ def deal_record(
     deal.save()
     if lead is not None:
         _close_lead_from_deal(lead, deal, actor=actor, now=now)
+    if deal.status == DealStatus.WON:
+        from feedback.services import invitation_create_for_won_deal
+
+        # Schedules the satisfaction survey (throttled per customer); never raises
+        # for a refusal, so a won deal is always recorded.
+        invitation_create_for_won_deal(deal=deal, now=now)
     return deal
 
 

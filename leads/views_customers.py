@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.access import get_or_404
 from accounts.models import Role, User
+from feedback.selectors import customer_feedback
 from leads import services
 from leads.forms_sales import (
     ContactForm,
@@ -315,6 +316,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
             .filter(customer=customer)
             .select_related("product_line", "owner")
         )
+        context["feedback"] = customer_feedback(user=user, customer=customer)
     return render_page(request, "leads/customer_detail.html", context)
 
 

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import get_or_404
 from accounts.models import User
+from feedback.selectors import deal_surveys
 from leads import services
 from leads.forms_sales import (
     ActivityCompleteForm,
@@ -362,6 +363,7 @@ def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "deal": deal,
             "activities": activities,
+            "surveys": deal_surveys(user=user, deal=deal),
             "lead_url": lead_url(deal.lead_id) if deal.lead_id else None,
         },
     )

@@ -49,6 +49,16 @@ app.conf.beat_schedule = {
         "task": "goals.tasks.compute_kpis_rebuild",
         "schedule": crontab(hour=4, minute=0, day_of_week="sun"),
     },
+    # Every minute: send the survey invitations and reminders that are due (claimed, sent once).
+    "feedback-dispatch-surveys": {
+        "task": "feedback.tasks.dispatch_surveys",
+        "schedule": crontab(),
+    },
+    # Every five minutes: give back survey emails claimed by a worker that died.
+    "feedback-sweep-survey-claims": {
+        "task": "feedback.tasks.sweep_survey_claims",
+        "schedule": crontab(minute="*/5"),
+    },
     # 03:30 every night: expired sessions and login-throttle records older than 30 days.
     "housekeeping-nightly": {
         "task": "accounts.tasks.housekeeping",

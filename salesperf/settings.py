@@ -173,6 +173,21 @@ PIPELINE_STAGE_PROBABILITIES = {
     "sql": 0.50,
 }
 
+# --- Customer satisfaction (feedback) -------------------------------------------
+SURVEY_SEND_DELAY = timedelta(days=1)  # a won deal's survey goes this long after it is recorded
+SURVEY_THROTTLE_DAYS = (
+    30  # no new survey to a customer surveyed (or with one waiting) this recently
+)
+SURVEY_LINK_VALID_DAYS = 30  # a survey link works this long after it was first sent
+SURVEY_REMINDER_AFTER_DAYS = 3  # the one reminder, if unanswered
+SURVEY_RATE_LIMIT = (60, 60)  # requests per IP address to the public survey page: (count, seconds)
+SURVEY_CLAIM_TIMEOUT = timedelta(minutes=10)  # a claimed email not sent by then is given back
+CASE_DEADLINE_WORKING_DAYS = 2  # follow-up case deadline, Mon-Fri in TIME_ZONE
+COMPANY_HOLIDAYS: list[str] = []  # ISO dates that are not working days
+COMPANY_NAME = (
+    ""  # survey emails come "from Rep · COMPANY_NAME"; empty: the DEFAULT_FROM_EMAIL name
+)
+
 # --- Static files (served by whitenoise; no CDN) ----------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -9,4 +9,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
     path("", include("leads.urls")),
+    path("", include("feedback.urls")),
 ]

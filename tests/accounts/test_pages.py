@@ -55,7 +55,8 @@ def test_people_without_a_team_get_a_clear_empty_state(cast: Cast) -> None:
 
 def test_home_query_count_does_not_grow_with_the_team(cast: Cast) -> None:
     """Expected queries: session, user, teams, team members, team managers,
-    user's territories, product lines."""
+    user's territories, product lines, then the follow-up case alerts: the
+    manager's team and member ids and the open/overdue case counts."""
     client = client_for(cast.manager)
 
     def count() -> int:
@@ -67,7 +68,7 @@ def test_home_query_count_does_not_grow_with_the_team(cast: Cast) -> None:
     for _ in range(5):
         UserFactory(team=cast.team)
     TerritoryFactory()
-    assert count() == before == 7
+    assert count() == before == 9
 
 
 def test_profile_saves_language_and_time_zone(cast: Cast) -> None:

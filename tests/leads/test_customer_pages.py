@@ -259,7 +259,8 @@ def test_customer_page_caps_each_list_and_tells_the_total(cast: Cast) -> None:
 def test_customer_page_query_count_does_not_grow_with_history(cast: Cast) -> None:
     """Expected queries: session, user, the manager's team and member ids, the customer
     (owner and territory joined), then one query per list, rows and total together:
-    contacts, leads, activities, estimates, deals."""
+    contacts, leads, activities, estimates, deals; and the satisfaction section: its
+    surveys and its cases (feedback.selectors.customer_feedback)."""
     customer = rep_customer(cast)
     history(cast, customer, cast.rep)
     client = client_for(cast.manager)
@@ -267,7 +268,7 @@ def test_customer_page_query_count_does_not_grow_with_history(cast: Cast) -> Non
     before = count_queries(client, url)
     history(cast, customer, cast.rep)
     history(cast, customer, cast.teammate)
-    assert count_queries(client, url) == before == 9
+    assert count_queries(client, url) == before == 11
 
 
 # --- Create and duplicates -----------------------------------------------------------------

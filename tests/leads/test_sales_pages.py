@@ -763,13 +763,13 @@ def test_filtered_list_query_counts_do_not_grow(cast: Cast, world: World) -> Non
 
 def test_deal_detail_query_count_does_not_grow(cast: Cast, world: World) -> None:
     """session, user, the deal (customer, lead, estimate, product line, owner, territory
-    joined), its activities with their total."""
+    joined), its activities with their total, its surveys (feedback.selectors.deal_surveys)."""
     client = client_for(cast.rep)
     url = reverse("leads:deal_detail", args=[world.deal.pk])
     ActivityFactory(owner=cast.rep, customer=world.customer, deal=world.deal)
     before = count_queries(client, url)
     ActivityFactory(owner=cast.rep, customer=world.customer, deal=world.deal)
-    assert count_queries(client, url) == before == 4
+    assert count_queries(client, url) == before == 5
 
 
 def test_money_follows_the_users_language(cast: Cast, world: World, settings: Any) -> None:

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from accounts.models import ProductLine, Role, Team, Territory, User
 from accounts.services import team_set_managers, user_create
+from feedback import demo as feedback_demo
 from leads import demo as pipeline_demo
 
 # Published in the README and printed by the command: a demo login, not a secret.
@@ -671,11 +672,15 @@ class Command(BaseCommand):
                     today=today,
                     leads_per_rep=PIPELINE_LEADS_PER_REP,
                 )
+                surveys = feedback_demo.seed_feedback(today=today)
         except ValidationError as error:
             # An existing record no longer fits the demo (e.g. a demo manager got another role).
             raise CommandError("; ".join(error.messages)) from error
         self._print_summary(report)
         self._print_pipeline("Sales pipeline (a year of history):", pipeline, skipped="leads exist")
+        self._print_pipeline(
+            "Customer satisfaction (a year of surveys):", surveys, skipped="surveys exist"
+        )
         if scale == "large":
             self._seed_large_pipeline(today)
 
@@ -699,6 +704,11 @@ class Command(BaseCommand):
                 progress=progress,
             )
         self._print_pipeline("Benchmark pipeline:", result, skipped="benchmark leads exist")
+        with transaction.atomic():
+            surveys = feedback_demo.seed_large_feedback(today=today, progress=progress)
+        self._print_pipeline(
+            "Benchmark surveys (50,000 answers):", surveys, skipped="benchmark answers exist"
+        )
         if result is not None:
             started = timezone.now()
             # VACUUM needs autocommit; inside a caller's transaction ANALYZE alone.
