@@ -18,6 +18,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import ProductLine, Team, Territory
 
@@ -84,7 +85,8 @@ class LostReason(models.TextChoices):
 
 class CustomerKind(models.TextChoices):
     COMPANY = "company", _("Company")
-    PERSON = "person", _("Person")
+    # Its own context: "Person" elsewhere means personal details, not a private customer.
+    PERSON = "person", pgettext_lazy("customer kind", "Person")
 
 
 class Customer(models.Model):
