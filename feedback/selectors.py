@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Window
+from django.db.models import Count, Q, QuerySet
 
 from accounts.access import get_or_404, scope_owned
 from accounts.models import User
@@ -36,6 +36,7 @@ from feedback.models import (
 )
 from feedback.services import token_hash
 from leads.models import Customer, Deal
+from leads.selectors import HISTORY_CAP, Capped, capped
 
 AnyUser = User | AnonymousUser
 
@@ -165,24 +166,6 @@ def survey_texts_cached(invitation: PublicInvitation) -> SurveyTexts:
 
 # --- Customer and deal pages ---------------------------------------------------------------
 
-HISTORY_CAP = 10
-
-
-@dataclass
-class Capped:
-    rows: list[Any]
-    total: int
-
-    @property
-    def more(self) -> int:
-        return self.total - len(self.rows)
-
-
-def _capped(queryset: QuerySet[Any], cap: int = HISTORY_CAP) -> Capped:
-    """First rows and the total in one query (COUNT(*) OVER () is taken before LIMIT)."""
-    rows = list(queryset.annotate(total_rows=Window(Count("pk")))[:cap])
-    return Capped(rows=rows, total=rows[0].total_rows if rows else 0)
-
 
 @dataclass
 class CustomerFeedback:
@@ -193,13 +176,13 @@ class CustomerFeedback:
 def customer_feedback(*, user: AnyUser, customer: Customer) -> CustomerFeedback:
     """The answers and cases of a customer that the user may see: two queries."""
     return CustomerFeedback(
-        answers=_capped(
+        answers=capped(
             answers_for_user(user=user)
             .filter(customer=customer)
             .select_related("rep", "deal", "case")
             .order_by("-answered_at", "-pk")
         ),
-        cases=_capped(
+        cases=capped(
             cases_for_user(user=user)
             .filter(customer=customer)
             .select_related("rep")

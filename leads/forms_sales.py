@@ -31,6 +31,7 @@ from leads.models import (
     Estimate,
     EstimateStatus,
 )
+from leads.services import CUSTOMER_FIELDS
 
 DATE_INPUT = {"type": "date"}
 DATETIME_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
@@ -177,19 +178,7 @@ class CustomerForm(forms.ModelForm):
 
     class Meta:
         model = Customer
-        fields = [
-            "kind",
-            "name",
-            "email",
-            "phone",
-            "address",
-            "city",
-            "country",
-            "language",
-            "territory",
-            "notes",
-            "extra",
-        ]
+        fields = list(CUSTOMER_FIELDS)  # what customer_create / customer_update accept
         widgets = {
             "address": forms.Textarea(attrs={"rows": 2}),
             "notes": forms.Textarea(attrs={"rows": 3}),

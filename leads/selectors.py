@@ -6,10 +6,11 @@ activities from these functions; "not yours" and "not there" are both 404.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Window
 
 from accounts.access import get_or_404, scope_owned
 from accounts.models import User
@@ -24,6 +25,27 @@ from leads.models import (
 )
 
 AnyUser = User | AnonymousUser
+
+# How many rows of each history list a detail page shows (customer, deal).
+HISTORY_CAP = 10
+
+
+@dataclass
+class Capped:
+    """The first rows of a list and how many there are in all."""
+
+    rows: list[Any]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.rows)
+
+
+def capped(queryset: QuerySet[Any], cap: int = HISTORY_CAP) -> Capped:
+    """First ``cap`` rows plus the total in ONE query (COUNT(*) OVER () is taken before LIMIT)."""
+    rows = list(queryset.annotate(total_rows=Window(Count("pk")))[:cap])
+    return Capped(rows=rows, total=rows[0].total_rows if rows else 0)
 
 
 def leads_for_user(*, user: AnyUser) -> QuerySet[Lead]:

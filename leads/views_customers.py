@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet, Window
+from django.db.models import Q
 from django.forms.models import model_to_dict
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -38,6 +38,7 @@ from leads.forms_sales import (
 from leads.models import Activity, Contact, Customer, Deal, Estimate, Lead, normalise_phone
 from leads.selectors import (
     activities_for_user,
+    capped,
     customer_get_for_user,
     customers_for_user,
     deals_for_user,
@@ -46,8 +47,6 @@ from leads.selectors import (
 )
 
 PAGE_SIZE = 25
-# How many rows of each kind the customer page shows (with the total next to it).
-HISTORY_CAP = 10
 MERGE_ROLES = (Role.MANAGER, Role.ADMIN)
 SALES_ROLES = (Role.REP, Role.MANAGER, Role.ADMIN)
 
@@ -68,24 +67,6 @@ def forbidden(request: HttpRequest, message: str) -> HttpResponse:
     """A role that may not use a page at all: 403 with the reason on top."""
     messages.error(request, message)
     return render(request, "403.html", status=403)
-
-
-@dataclass
-class Capped:
-    """The first rows of a list and how many there are in all."""
-
-    rows: list[Any]
-    total: int
-
-    @property
-    def more(self) -> int:
-        return self.total - len(self.rows)
-
-
-def capped(queryset: QuerySet[Any], cap: int = HISTORY_CAP) -> Capped:
-    """First ``cap`` rows plus the total in ONE query (COUNT(*) OVER () is taken before LIMIT)."""
-    rows = list(queryset.annotate(total_rows=Window(Count("pk")))[:cap])
-    return Capped(rows=rows, total=rows[0].total_rows if rows else 0)
 
 
 def lead_url(pk: int) -> str | None:

@@ -42,6 +42,7 @@ from leads.models import Customer, Deal, DealStatus, EstimateStatus, Lead
 from leads.selectors import (
     activities_for_user,
     activity_get_for_user,
+    capped,
     customer_get_for_user,
     deal_get_for_user,
     deals_for_user,
@@ -52,7 +53,6 @@ from leads.selectors import (
 from leads.views_customers import (
     PAGE_SIZE,
     SALES_ROLES,
-    capped,
     forbidden,
     lead_url,
     render_page,
