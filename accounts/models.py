@@ -115,6 +115,12 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **extra)
 
 
+class ReminderEmails(models.TextChoices):
+    IMMEDIATE = "immediate", _("Each reminder by email, and the daily digest")
+    DIGEST = "digest", _("The daily digest only")
+    NONE = "none", _("No reminder emails")
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     email = models.EmailField(_("email address"), unique=True)
     display_name = models.CharField(_("display name"), max_length=150)
@@ -141,6 +147,13 @@ class User(AbstractBaseUser, PermissionsMixin):
         null=True,
         blank=True,
         help_text=_("Most new leads routed to this rep per 30 days; empty: no limit."),
+    )
+    reminder_emails = models.CharField(
+        _("reminder emails"),
+        max_length=12,
+        choices=ReminderEmails.choices,
+        default=ReminderEmails.IMMEDIATE,
+        help_text=_("The daily digest goes out at 8:00 in your time zone."),
     )
     is_active = models.BooleanField(
         _("active"),

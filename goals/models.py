@@ -323,3 +323,180 @@ class DailyRepFact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day:%Y-%m-%d} {self.rep_id or '-'}"
+
+
+class ReviewCause(models.TextChoices):
+    """Why a goal was missed or is at risk (the lost reasons of DESIGN.md, and the funnel)."""
+
+    PRICE = "price", _("Price not competitive")
+    PRODUCT = "product", _("Product fit")
+    DELIVERY = "delivery", _("Delivery or manufacturing delay")
+    SERVICE = "service", _("Customer service problem")
+    REP = "rep", _("Rep performance")
+    COMPETITOR = "competitor", _("Competitor chosen")
+    NO_BUDGET = "no_budget", _("No budget / no decision")
+    PIPELINE = "pipeline", _("Not enough leads or estimates")
+    MARKET = "market", _("Economy or market")
+    OTHER = "other", _("Other")
+
+
+class ReviewStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    DONE = "done", _("Done")
+
+
+class GoalReview(models.Model):
+    """A manager's review of a missed or at-risk goal: the cause and what will be done."""
+
+    goal = models.ForeignKey(
+        Goal, on_delete=models.CASCADE, related_name="reviews", verbose_name=_("goal")
+    )
+    cause = models.CharField(_("cause"), max_length=20, choices=ReviewCause.choices)
+    findings = models.TextField(_("findings"), blank=True)
+    corrective_action = models.TextField(_("corrective action"))
+    action_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="goal_actions",
+        verbose_name=_("action owner"),
+    )
+    due_on = models.DateField(_("due"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.OPEN
+    )
+    done_at = models.DateTimeField(_("done"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by"),
+    )
+    created_at = models.DateTimeField(_("recorded"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("goal review")
+        verbose_name_plural = _("goal reviews")
+        indexes = [
+            models.Index(
+                fields=["action_owner", "due_on"],
+                name="goalreview_open_due",
+                condition=Q(status="open"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.goal}: {self.get_cause_display()}"
+
+
+class SnapshotKind(models.TextChoices):
+    PERIOD_START = "period_start", _("Start of the period")
+    WEEKLY = "weekly", _("Weekly")
+
+
+class ForecastSnapshot(models.Model):
+    """What one rep's forecast for a period was on a day: frozen, to measure accuracy later.
+
+    ``forecast`` = revenue already won in the period + the weighted pipeline
+    (open estimates × the probability of their lead's stage) as it stood on
+    ``taken_on``. Forecast accuracy compares the period-start snapshot with the
+    revenue finally won. One row per (rep, period, day): taking it twice is a no-op.
+    """
+
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="forecast_snapshots",
+        verbose_name=_("sales rep"),
+    )
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("team then"),
+    )
+    period_kind = models.CharField(_("period"), max_length=10, choices=PeriodKind.choices)
+    period_start = models.DateField(_("period from"))
+    period_end = models.DateField(_("period to"))
+    kind = models.CharField(_("kind"), max_length=12, choices=SnapshotKind.choices)
+    taken_on = models.DateField(_("taken on"))
+    won_to_date = models.DecimalField(_("won so far"), **MONEY)
+    weighted_pipeline = models.DecimalField(_("weighted pipeline"), **MONEY)
+    forecast = models.DecimalField(_("forecast"), **MONEY)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-period_start", "rep", "taken_on"]
+        verbose_name = _("forecast snapshot")
+        verbose_name_plural = _("forecast snapshots")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rep", "period_kind", "period_start", "taken_on"],
+                name="one_snapshot_per_rep_period_day",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["period_kind", "period_start", "kind"], name="snapshot_period_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rep} {self.period_start:%Y-%m-%d} @ {self.taken_on:%Y-%m-%d}: {self.forecast}"
+
+
+class AwardKind(models.TextChoices):
+    BONUS = "bonus", _("Bonus")
+    TIME_OFF = "time_off", _("Time off")
+    TRIP = "trip", _("Trip")
+    OTHER = "other", _("Other")
+
+
+class Award(models.Model):
+    """Recognition given to a rep for a period (seed 002: bonus, time off, trips)."""
+
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="awards",
+        verbose_name=_("sales rep"),
+    )
+    title = models.CharField(_("title"), max_length=150)
+    kind = models.CharField(_("kind"), max_length=10, choices=AwardKind.choices)
+    value = models.DecimalField(
+        _("value"), **MONEY, null=True, blank=True, help_text=_("Money value, if any.")
+    )
+    period_start = models.DateField(_("period from"))
+    period_end = models.DateField(_("period to"))
+    reason = models.TextField(_("reason"))
+    awarded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("awarded by"),
+    )
+    awarded_at = models.DateTimeField(_("awarded"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-awarded_at", "-pk"]
+        verbose_name = _("award")
+        verbose_name_plural = _("awards")
+        indexes = [models.Index(fields=["rep", "period_start"], name="award_rep_period")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(period_start__lte=models.F("period_end")),
+                name="award_period_in_order",
+            ),
+            models.CheckConstraint(
+                condition=Q(value__isnull=True) | Q(value__gte=0), name="award_value_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rep}: {self.title}"

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "leads",
     "goals",
     "feedback",
+    "reminders",
 ]
 
 MIDDLEWARE = [

@@ -10,4 +10,6 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("leads.urls")),
     path("", include("feedback.urls")),
+    path("", include("goals.urls")),
+    path("", include("reminders.urls")),
 ]

@@ -1,0 +1,6 @@
+"""URLs of reminders. Included at "/" by salesperf/urls.py."""
+
+from django.urls import URLPattern
+
+app_name = "reminders"
+urlpatterns: list[URLPattern] = []
