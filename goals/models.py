@@ -400,7 +400,7 @@ class ForecastSnapshot(models.Model):
     """What one rep's forecast for a period was on a day: frozen, to measure accuracy later.
 
     ``forecast`` = revenue already won in the period + the weighted pipeline
-    (open estimates × the probability of their lead's stage) as it stood on
+    (open estimates times the probability of their lead's stage) as it stood on
     ``taken_on``. Forecast accuracy compares the period-start snapshot with the
     revenue finally won. One row per (rep, period, day): taking it twice is a no-op.
     """
@@ -446,7 +446,7 @@ class ForecastSnapshot(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rep} {self.period_start:%Y-%m-%d} @ {self.taken_on:%Y-%m-%d}: {self.forecast}"
+        return f"{self.rep} {self.period_start:%Y-%m-%d} @ {self.taken_on:%Y-%m-%d}"
 
 
 class AwardKind(models.TextChoices):

@@ -1,4 +1,4 @@
-"""URLs of goals, dashboards and recognition, one module per area (each owned by its views module)."""
+"""URLs of goals, dashboards and recognition: one module per area, each owned by its views."""
 
 from goals import urls_dashboards, urls_goals, urls_recognition
 

@@ -5,7 +5,8 @@ unique key (kind, subject, recipient, due day): running the rules twice
 creates nothing new. Its email travels like a survey email::
 
     email_state: pending ─> claimed ─> sent
-                              └─> failed (attempts used up)   skipped (user wants no immediate email)
+                              └─> failed (attempts used up)
+    skipped: the user wants no immediate email
 
 Postgres is the source of truth: a worker claims the row with a conditional
 UPDATE before it sends; a claim left by a dead worker is given back by the
