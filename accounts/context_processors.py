@@ -19,11 +19,16 @@ SALES = {Role.REP, Role.MANAGER, Role.ADMIN}
 # (url name, label, roles that see it), in menu order.
 NAVIGATION: list[tuple[str, Any, set[str]]] = [
     ("home", _("Home"), EVERYONE),
+    ("goals:dashboard", _("Dashboard"), SALES),
+    ("reminders:list", _("Reminders"), SALES),
     ("leads:list", _("Leads"), EVERYONE),
     ("leads:customer_list", _("Customers"), EVERYONE),
     ("leads:estimate_list", _("Estimates"), SALES),
     ("leads:deal_list", _("Deals"), SALES),
     ("leads:activity_list", _("Activities"), EVERYONE),
+    ("goals:goal_list", _("Goals"), SALES),
+    ("goals:leaderboard", _("Leaderboards"), SALES),
+    ("goals:award_list", _("Awards"), SALES),
     ("feedback:satisfaction", _("Satisfaction"), SALES),
     ("feedback:case_list", _("Cases"), SALES),
     ("leads:import_upload", _("Import"), EVERYONE),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -173,6 +174,36 @@ PIPELINE_STAGE_PROBABILITIES = {
     "mql": 0.25,
     "sql": 0.50,
 }
+
+# --- Goals, dashboards and recognition (goals) ---------------------------------
+# The sales standard (seed 004): estimates issued each month worth at least this
+# many times the revenue quota, on every product line.
+ESTIMATE_COVERAGE_STANDARD = Decimal("3.0")
+# Pace of a goal (actual / (target x elapsed share)): at or above ON_TRACK is on
+# track, below AT_RISK is at risk, in between is behind.
+GOAL_PACE_ON_TRACK = Decimal("1.0")
+GOAL_PACE_AT_RISK = Decimal("0.8")
+# Balanced scorecard per rep (seed 000: quality of sales, not only quantity):
+# the weight of each part; they need not add up to 1 (they are normalised).
+SCORECARD_WEIGHTS = {
+    "volume": Decimal("0.25"),
+    "conversion": Decimal("0.20"),
+    "average_ticket": Decimal("0.10"),
+    "cycle_time": Decimal("0.10"),
+    "repeat_business": Decimal("0.15"),
+    "satisfaction": Decimal("0.20"),
+}
+
+# --- Reminders and digests (reminders) ------------------------------------------
+REMINDER_CHECK_IN_DAYS = 30  # check in with the customer this many days after a won deal
+# A lead without contact for this many days, by temperature.
+REMINDER_LEAD_NO_CONTACT_DAYS = {"hot": 2, "warm": 7, "cold": 30}
+REMINDER_ESTIMATE_EXPIRING_DAYS = 3  # remind this many days before an open estimate expires
+REMINDER_GOAL_PACE_BELOW = Decimal("0.8")  # a goal below this pace at mid-period is behind
+SQL_RESPONSE_WORKING_DAYS = 1  # an SQL lead must be contacted within this many working days
+DIGEST_LOCAL_HOUR = 8  # the daily digest goes out at this hour of each user's own time zone
+REMINDER_CLAIM_TIMEOUT = timedelta(minutes=10)  # a claimed email not sent by then is given back
+REMINDER_MAX_ATTEMPTS = 5  # then the email is marked failed (shown on the ops page)
 
 # --- Customer satisfaction (feedback) -------------------------------------------
 SURVEY_SEND_DELAY = timedelta(days=1)  # a won deal's survey goes this long after it is recorded
