@@ -44,6 +44,30 @@ def test_navigation_depends_on_the_role(cast: Cast) -> None:
         assert (admin_link in page) == (role == "admin"), role
 
 
+def test_navigation_groups_the_less_used_sections_in_menus(cast: Cast) -> None:
+    from django.test import RequestFactory
+
+    from accounts.context_processors import navigation
+
+    def menu_of(user: object) -> dict[str, list[str]]:
+        request = RequestFactory().get(reverse("leads:deal_list"))
+        request.user = user
+        menus: dict[str, list[str]] = {}
+        for item in navigation(request)["nav_items"]:
+            children = item.get("children")
+            menus[str(item["label"])] = [str(c["label"]) for c in children] if children else []
+        return menus
+
+    rep = menu_of(cast.rep)
+    assert "Leads" in rep and rep["Leads"] == []
+    assert rep["Pipeline"][:2] == ["Estimates", "Deals"]
+    marketing = menu_of(cast.marketing)
+    assert "Estimates" not in marketing["Pipeline"] and "Import" in marketing["Pipeline"]
+    assert "Administration" in menu_of(cast.admin) and "Administration" not in rep
+    page = client_for(cast.rep).get(reverse("leads:deal_list")).content.decode()
+    assert 'class="nav-link dropdown-toggle active"' in page  # the open page's menu is marked
+
+
 def test_people_without_a_team_get_a_clear_empty_state(cast: Cast) -> None:
     loner = UserFactory(display_name="Lone Rep")
     page = client_for(loner).get(reverse("home")).content.decode()
