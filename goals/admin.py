@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from goals.models import DailyRepFact, Goal, GoalRevision
+from goals.models import Award, DailyRepFact, ForecastSnapshot, Goal, GoalReview, GoalRevision
 
 
 class GoalRevisionInline(admin.TabularInline):
@@ -111,6 +111,72 @@ class DailyRepFactAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in DailyRepFact._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(GoalReview)
+class GoalReviewAdmin(admin.ModelAdmin):
+    list_display = ("goal", "cause", "action_owner", "due_on", "status", "created_by", "created_at")
+    list_filter = ("status", "cause")
+    list_select_related = ("goal", "goal__rep", "goal__team", "action_owner", "created_by")
+    search_fields = ("goal__rep__display_name", "goal__team__name", "corrective_action", "findings")
+    autocomplete_fields = ("action_owner",)
+    raw_id_fields = ("goal",)
+    readonly_fields = ("created_by", "created_at", "done_at")
+    date_hierarchy = "due_on"
+
+    def save_model(self, request: HttpRequest, obj: GoalReview, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Award)
+class AwardAdmin(admin.ModelAdmin):
+    list_display = ("rep", "title", "kind", "value", "period_start", "period_end", "awarded_by")
+    list_filter = ("kind",)
+    list_select_related = ("rep", "awarded_by")
+    search_fields = ("rep__display_name", "rep__email", "title", "reason")
+    autocomplete_fields = ("rep",)
+    readonly_fields = ("awarded_by", "awarded_at")
+    date_hierarchy = "period_start"
+
+    def save_model(self, request: HttpRequest, obj: Award, form: Any, change: bool) -> None:
+        if not change:
+            obj.awarded_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ForecastSnapshot)
+class ForecastSnapshotAdmin(admin.ModelAdmin):
+    """Frozen on the day taken (goals.forecast): a read-only list."""
+
+    list_display = (
+        "rep",
+        "team",
+        "period_kind",
+        "period_start",
+        "kind",
+        "taken_on",
+        "won_to_date",
+        "weighted_pipeline",
+        "forecast",
+    )
+    list_filter = ("period_kind", "kind")
+    list_select_related = ("rep", "team")
+    search_fields = ("rep__display_name", "rep__email")
+    date_hierarchy = "period_start"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in ForecastSnapshot._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Aggregate,
     Count,
@@ -34,10 +35,11 @@ from django.db.models import (
 )
 from django.db.models.functions import TruncDate
 
-from accounts.models import ProductLine, Territory, User
+from accounts.access import get_or_404, managed_team_and_member_ids
+from accounts.models import ProductLine, Role, Territory, User
 from goals.kpis import ACTIVITY_COLUMNS, FACT_COLUMNS, MONEY_COLUMNS
-from goals.models import DailyRepFact, Goal, GoalRevision, Metric
-from leads.models import Deal, DealStatus
+from goals.models import DailyRepFact, Goal, GoalRevision, Metric, OwnerKind
+from leads.models import ActivityKind, Deal, DealStatus
 
 Number = Decimal | int
 RepScope = QuerySet[User] | Iterable[int]
@@ -365,3 +367,297 @@ def revenue_quota_for(goals: Iterable[Goal]) -> Decimal | None:
     """The revenue quota of a scope: the sum of its revenue-won goals' targets, None if none."""
     targets = [goal.target for goal in goals if goal.metric == Metric.REVENUE_WON]
     return sum(targets, Decimal(0)) if targets else None
+
+
+# --- Goals a user may see, and their progress ----------------------------------------------
+
+
+def goals_for_user(*, user: Any) -> QuerySet[Goal]:
+    """Goals the user may see.
+
+    - admin: all;
+    - manager: the goals of the teams they manage and of those teams' members
+      (and their own), and the company's goals (for context);
+    - rep: their own goals, their team's and the company's (for context);
+    - marketing, inactive, anonymous: none (the pages refuse them with 403 anyway).
+    """
+    goals = Goal.objects.all()
+    if not (user.is_authenticated and user.is_active):
+        return goals.none()
+    if user.role == Role.ADMIN:
+        return goals
+    company = Q(owner_kind=OwnerKind.COMPANY)
+    if user.role == Role.MANAGER:
+        team_ids, member_ids = managed_team_and_member_ids(user)
+        return goals.filter(
+            company | Q(team__in=team_ids) | Q(rep__in=sorted({user.pk, *member_ids}))
+        )
+    if user.role == Role.REP:
+        visible = company | Q(rep=user.pk)
+        if user.team_id:
+            visible |= Q(team=user.team_id)
+        return goals.filter(visible)
+    return goals.none()
+
+
+def goal_get_for_user(*, user: Any, pk: Any) -> Goal:
+    """One goal the user may see (with its owner, product line and territory), else 404."""
+    return get_or_404(
+        goals_for_user(user=user).select_related("rep", "team", "product_line", "territory"),
+        pk=pk,
+    )
+
+
+@dataclass(frozen=True)
+class GoalProgress:
+    """How a goal stands: target in force, actual so far, attainment, pace and its status.
+
+    ``status`` is one of ``STATUS_LABELS``'s keys; ``colour`` a Bootstrap colour.
+    """
+
+    goal: Goal
+    target: Decimal
+    actual: Decimal | None
+    attainment: Decimal | None
+    pace: Decimal | None
+    status: str
+    last_day: date
+
+    @property
+    def colour(self) -> str:
+        return STATUS_COLOURS[self.status]
+
+    @property
+    def needed_by_now(self) -> Decimal | None:
+        """What the target prorated to the days elapsed asks for by ``last_day``."""
+        if self.goal.metric in RATE_METRICS:
+            return None
+        return self.target * elapsed_share(self.goal.start, self.goal.end, self.last_day)
+
+
+ON_TRACK, BEHIND, AT_RISK = "on_track", "behind", "at_risk"
+MET, MISSED, NOT_STARTED, NO_DATA = "met", "missed", "not_started", "no_data"
+STATUS_COLOURS = {
+    ON_TRACK: "success",
+    BEHIND: "warning",
+    AT_RISK: "danger",
+    MET: "success",
+    MISSED: "danger",
+    NOT_STARTED: "secondary",
+    NO_DATA: "secondary",
+}
+# CSAT and NPS are rates: compared with the target as they are, not prorated by time.
+RATE_METRICS = (Metric.CSAT, Metric.NPS)
+
+
+def goal_status(goal: Goal, actual: Decimal | None, target: Decimal, last_day: date) -> str:
+    """The status shown for a goal, with facts up to ``last_day`` (yesterday).
+
+    Over: met or missed. Not started: no day of it counted yet. Otherwise the
+    pace against ``GOAL_PACE_ON_TRACK`` / ``GOAL_PACE_AT_RISK``; a rate (CSAT,
+    NPS) is on track at or above the target, else behind.
+    """
+    if last_day < goal.start:
+        return NOT_STARTED
+    if actual is None:
+        return NO_DATA
+    if goal.metric in RATE_METRICS:
+        met = actual >= target
+        if last_day >= goal.end:
+            return MET if met else MISSED
+        return ON_TRACK if met else BEHIND
+    if last_day >= goal.end:
+        return MET if actual >= target else MISSED
+    goal_pace = pace(actual, target, goal.start, goal.end, last_day)
+    if goal_pace is None or goal_pace >= settings.GOAL_PACE_ON_TRACK:
+        return ON_TRACK
+    if goal_pace < settings.GOAL_PACE_AT_RISK:
+        return AT_RISK
+    return BEHIND
+
+
+def goal_scope_rep_ids(goals: Iterable[Goal]) -> dict[int, list[int] | None]:
+    """The reps whose facts make each goal's actual (one query for all the team goals).
+
+    A rep goal: the rep; a team goal: the team's current members; a company
+    goal: None (everyone). Without a team goal in the list there is nothing to
+    read (Django runs no query for an empty ``IN``).
+    """
+    goals = list(goals)
+    team_ids = sorted({goal.team_id for goal in goals if goal.team_id is not None})
+    members: dict[int, list[int]] = {team_id: [] for team_id in team_ids}
+    for pk, team_id in User.objects.filter(team__in=team_ids).values_list("pk", "team"):
+        members[team_id].append(pk)
+    scope: dict[int, list[int] | None] = {}
+    for goal in goals:
+        if goal.owner_kind == OwnerKind.REP:
+            scope[goal.pk] = [goal.rep_id]
+        elif goal.owner_kind == OwnerKind.TEAM:
+            scope[goal.pk] = sorted(members[goal.team_id])
+        else:
+            scope[goal.pk] = None
+    return scope
+
+
+_GOAL_TOTALS_SQL = """
+WITH g AS (
+    SELECT * FROM unnest(%s::bigint[], %s::date[], %s::date[], %s::bigint[], %s::bigint[],
+                         %s::boolean[], %s::boolean[], %s::text[], %s::text[])
+        AS g(goal_id, start_day, end_day, product_line_id, territory_id, whole_company,
+             with_unassigned, metric, activity_kind)
+), pairs AS (
+    SELECT * FROM unnest(%s::bigint[], %s::bigint[]) AS p(goal_id, rep_id)
+), matched AS (
+    -- Rep and team goals: their reps' facts (the (rep, day) index does the work).
+    SELECT g.goal_id, g.metric, g.activity_kind, {columns}
+    FROM pairs p
+    JOIN g ON g.goal_id = p.goal_id
+    JOIN goals_dailyrepfact f
+      ON f.rep_id = p.rep_id AND f.day BETWEEN g.start_day AND g.end_day
+     AND (g.product_line_id IS NULL OR f.product_line_id = g.product_line_id)
+     AND (g.territory_id IS NULL OR f.territory_id = g.territory_id)
+    WHERE NOT g.whole_company
+    UNION ALL
+    -- Company goals: every rep's facts (and nobody's leads for new leads).
+    SELECT g.goal_id, g.metric, g.activity_kind, {columns}
+    FROM g
+    JOIN goals_dailyrepfact f
+      ON f.day BETWEEN g.start_day AND g.end_day
+     AND (f.rep_id IS NOT NULL OR g.with_unassigned)
+     AND (g.product_line_id IS NULL OR f.product_line_id = g.product_line_id)
+     AND (g.territory_id IS NULL OR f.territory_id = g.territory_id)
+    WHERE g.whole_company
+)
+SELECT goal_id, COALESCE(SUM({main}), 0), COALESCE(SUM({answered}), 0),
+       COALESCE(SUM({detractors}), 0)
+FROM matched
+GROUP BY goal_id
+"""
+
+# What each metric sums (goal_actual reads these columns): the main column and,
+# for the rates, the answers (and the detractors of NPS).
+_MAIN_COLUMN = {
+    Metric.REVENUE_WON: "revenue_won",
+    Metric.DEALS_WON: "deals_won",
+    Metric.ESTIMATE_VALUE: "estimate_value_issued",
+    Metric.NEW_LEADS: "leads_created",
+    Metric.CSAT: "csat_satisfied",
+    Metric.NPS: "nps_promoters",
+}
+_ANSWERED_COLUMN = {Metric.CSAT: "csat_answered", Metric.NPS: "nps_answered"}
+
+
+def _goal_totals_sql() -> str:
+    columns = sorted(
+        {*_MAIN_COLUMN.values(), *_ANSWERED_COLUMN.values(), "nps_detractors"}
+        | set(ACTIVITY_COLUMNS.values())
+    )
+    main = "CASE metric " + " ".join(
+        f"WHEN '{metric}' THEN {column}" for metric, column in _MAIN_COLUMN.items()
+    )
+    every_activity = " + ".join(ACTIVITY_COLUMNS.values())
+    by_kind = " ".join(f"WHEN '{kind}' THEN {column}" for kind, column in ACTIVITY_COLUMNS.items())
+    main += (
+        f" WHEN '{Metric.ACTIVITIES}' THEN CASE activity_kind {by_kind} ELSE {every_activity} END"
+    )
+    main += " ELSE 0 END"
+    answered = "CASE metric " + " ".join(
+        f"WHEN '{metric}' THEN {column}" for metric, column in _ANSWERED_COLUMN.items()
+    )
+    answered += " ELSE 0 END"
+    detractors = f"CASE WHEN metric = '{Metric.NPS}' THEN nps_detractors ELSE 0 END"
+    return _GOAL_TOTALS_SQL.format(
+        columns=", ".join(f"f.{column}" for column in columns),
+        main=main,
+        answered=answered,
+        detractors=detractors,
+    )
+
+
+def _totals_of(goal: Goal, main: Any, answered: Any, detractors: Any) -> dict[str, Any]:
+    """A ``fact_totals``-shaped dict holding what ``goal_actual`` reads for the goal's metric."""
+    totals = {column: Decimal(0) if column in MONEY_COLUMNS else 0 for column in FACT_COLUMNS}
+    if goal.metric == Metric.ACTIVITIES:
+        # All of it in one column: goal_actual adds the columns up, or reads this one.
+        column = ACTIVITY_COLUMNS[goal.activity_kind or ActivityKind.CALL]
+        totals[column] = main
+        return totals
+    totals[_MAIN_COLUMN[goal.metric]] = main
+    if goal.metric in _ANSWERED_COLUMN:
+        totals[_ANSWERED_COLUMN[goal.metric]] = answered
+    if goal.metric == Metric.NPS:
+        totals["nps_detractors"] = detractors
+    return totals
+
+
+def goal_fact_totals(goals: Iterable[Goal], *, last_day: date) -> dict[int, dict[str, Any]]:
+    """For each goal, its scope's facts over its period up to ``last_day``, summed.
+
+    Only the columns the goal's metric reads are summed (the rest stay 0): a
+    company goal over a year sums a year of facts, so three sums, not thirty.
+    Two queries whatever the number of goals: the team members
+    (``goal_scope_rep_ids``), then one SQL joining the facts to a list of
+    (goal, period, product line, territory, metric) and of (goal, rep) pairs.
+    """
+    goals = list(goals)
+    if not goals:
+        return {}
+    scope = goal_scope_rep_ids(goals)
+    pair_goals: list[int] = []
+    pair_reps: list[int] = []
+    for goal in goals:
+        for rep_id in scope[goal.pk] or ():
+            pair_goals.append(goal.pk)
+            pair_reps.append(rep_id)
+    params = [
+        [goal.pk for goal in goals],
+        [goal.start for goal in goals],
+        [min(goal.end, last_day) for goal in goals],
+        [goal.product_line_id for goal in goals],
+        [goal.territory_id for goal in goals],
+        [scope[goal.pk] is None for goal in goals],
+        [goal.metric == Metric.NEW_LEADS for goal in goals],
+        [goal.metric for goal in goals],
+        [goal.activity_kind for goal in goals],
+        pair_goals,
+        pair_reps,
+    ]
+    sums: dict[int, tuple[Any, Any, Any]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_goal_totals_sql(), params)
+        for goal_id, main, answered, detractors in cursor.fetchall():
+            sums[goal_id] = (main, answered, detractors)
+    return {goal.pk: _totals_of(goal, *sums.get(goal.pk, (0, 0, 0))) for goal in goals}
+
+
+def goal_progress(goals: Iterable[Goal], *, today: date) -> list[GoalProgress]:
+    """Progress of each goal, in the order given, from the facts up to yesterday (2 queries).
+
+    The nightly job has counted up to yesterday, so yesterday is the last day of
+    the actual and of the pace. The target is the one in force (``goal.target``).
+    """
+    goals = list(goals)
+    last_day = today - timedelta(days=1)
+    totals = goal_fact_totals(goals, last_day=last_day)
+    rows = []
+    for goal in goals:
+        target = Decimal(goal.target)
+        counted = last_day >= goal.start
+        actual = goal_actual(goal, totals[goal.pk]) if counted else None
+        goal_pace = (
+            pace(actual, target, goal.start, goal.end, last_day)
+            if counted and goal.metric not in RATE_METRICS
+            else None
+        )
+        rows.append(
+            GoalProgress(
+                goal=goal,
+                target=target,
+                actual=actual,
+                attainment=attainment(actual, target) if goal.metric != Metric.NPS else None,
+                pace=goal_pace,
+                status=goal_status(goal, actual, target, last_day),
+                last_day=last_day,
+            )
+        )
+    return rows

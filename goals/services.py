@@ -1,4 +1,4 @@
-"""Writes of goals: create, revise (with the reason kept), split to reps.
+"""Writes of goals: create, revise (with the reason kept), split to reps, reviews.
 
 Each service validates, saves and records history in one transaction; a refused
 change raises ValidationError with a message for the user and saves nothing.
@@ -9,18 +9,31 @@ manage and of those teams' members. Reps and marketing set none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.access import teams_for_user, users_for_user
 from accounts.models import ProductLine, Role, Team, Territory, User
-from goals.models import Goal, GoalRevision, Metric, OwnerKind, PeriodKind, RevisionReason
+from goals.kpis import ACTIVITY_COLUMNS
+from goals.models import (
+    DailyRepFact,
+    Goal,
+    GoalReview,
+    GoalRevision,
+    Metric,
+    OwnerKind,
+    PeriodKind,
+    ReviewCause,
+    ReviewStatus,
+    RevisionReason,
+)
 from goals.selectors import goal_target_on
 from leads.models import ActivityKind
 
@@ -249,3 +262,174 @@ def goal_split(*, goal: Goal, actor: User, targets: Mapping[User, Decimal]) -> l
             )
         )
     return created
+
+
+def goal_may_set(*, actor: User, goal: Goal) -> bool:
+    """Whether ``actor`` may revise, split and review ``goal`` (the rule of ``goal_create``)."""
+    try:
+        _check_may_set(actor, goal.owner_kind, goal.rep, goal.team)
+    except ValidationError:
+        return False
+    return True
+
+
+# --- Splitting suggestions ----------------------------------------------------------------
+
+SPLIT_EVENLY = "even"
+SPLIT_BY_SHARE = "share"
+# Rates are not divided: each rep of a team aims at the same CSAT or NPS as the team.
+RATE_METRICS = (Metric.CSAT, Metric.NPS)
+MONEY_METRICS = (Metric.REVENUE_WON, Metric.ESTIMATE_VALUE)
+CENT = Decimal("0.01")
+
+
+def metric_quantum(metric: str) -> Decimal:
+    """The unit a target of the metric is rounded to: cents for money, whole units for counts."""
+    return CENT if metric in MONEY_METRICS else Decimal(1)
+
+
+def previous_period(start: date, end: date) -> tuple[date, date]:
+    """The period of the same length just before [start, end]."""
+    length = (end - start).days + 1
+    return start - timedelta(days=length), start - timedelta(days=1)
+
+
+def _metric_sum(metric: str, activity_kind: str) -> Sum:
+    """SUM over facts of the additive column(s) behind a count or money metric."""
+    columns = {
+        Metric.REVENUE_WON: ["revenue_won"],
+        Metric.DEALS_WON: ["deals_won"],
+        Metric.ESTIMATE_VALUE: ["estimate_value_issued"],
+        Metric.NEW_LEADS: ["leads_created"],
+        Metric.ACTIVITIES: [ACTIVITY_COLUMNS[activity_kind]]
+        if activity_kind
+        else list(ACTIVITY_COLUMNS.values()),
+    }[metric]
+    expression = F(columns[0])
+    for column in columns[1:]:
+        expression = expression + F(column)
+    return Sum(expression)
+
+
+def _history_by_rep(goal: Goal, reps: Sequence[User]) -> dict[int, Decimal]:
+    """Each rep's result on the goal's metric in the previous period of the same length."""
+    start, end = previous_period(goal.start, goal.end)
+    facts = DailyRepFact.objects.filter(
+        rep__in=[rep.pk for rep in reps], day__gte=start, day__lte=end
+    )
+    if goal.product_line_id is not None:
+        facts = facts.filter(product_line=goal.product_line_id)
+    if goal.territory_id is not None:
+        facts = facts.filter(territory=goal.territory_id)
+    rows = facts.values("rep").annotate(value=_metric_sum(goal.metric, goal.activity_kind))
+    return {row["rep"]: Decimal(row["value"] or 0) for row in rows}
+
+
+def goal_split_suggestion(
+    *, goal: Goal, reps: Sequence[User], method: str = SPLIT_EVENLY
+) -> dict[int, Decimal]:
+    """Suggested rep targets (rep id → target) for splitting ``goal`` among ``reps``.
+
+    - ``even``: the target divided equally;
+    - ``share``: in proportion to each rep's result on the same metric (and
+      product line, territory) in the previous period of the same length. A rep
+      with no history there (a newcomer) gets what an even split would give them,
+      so they are neither left at 0 nor given a share of others' history; the rest
+      is divided among the reps with history by their share. Nobody with
+      history: an even split.
+
+    Targets are rounded down to cents (money) or whole units (counts), and the
+    remainder goes to the largest share, so the targets add up to the goal's
+    target exactly. Rate metrics (CSAT, NPS) are not divided: each rep gets the
+    goal's own target. Reads only (one query for ``share``): safe to repeat.
+    """
+    if not reps:
+        return {}
+    target = Decimal(goal.target)
+    if goal.metric in RATE_METRICS:
+        return {rep.pk: target for rep in reps}
+    if method not in (SPLIT_EVENLY, SPLIT_BY_SHARE):
+        raise ValidationError(_("Choose how to split: evenly or by last period's share."))
+    even = target / len(reps)
+    raw: dict[int, Decimal] = {rep.pk: even for rep in reps}
+    if method == SPLIT_BY_SHARE:
+        history = _history_by_rep(goal, reps)
+        with_history = {pk: value for pk, value in history.items() if value > 0 and pk in raw}
+        if with_history:
+            newcomers = [pk for pk in raw if pk not in with_history]
+            rest = target - even * len(newcomers)
+            total = sum(with_history.values(), Decimal(0))
+            for pk in raw:
+                raw[pk] = rest * with_history[pk] / total if pk in with_history else even
+    quantum = metric_quantum(goal.metric)
+    rounded = {pk: value.quantize(quantum, rounding=ROUND_DOWN) for pk, value in raw.items()}
+    remainder = target - sum(rounded.values(), Decimal(0))
+    # The first of the largest raw shares (reps in the order given) takes the remainder.
+    largest = max(raw, key=lambda pk: raw[pk])
+    rounded[largest] += remainder
+    return rounded
+
+
+# --- Reviews of missed or at-risk goals -----------------------------------------------------
+
+
+@transaction.atomic
+def goal_review_create(
+    *,
+    goal: Goal,
+    actor: User,
+    cause: str,
+    corrective_action: str,
+    action_owner: User,
+    due_on: date,
+    findings: str = "",
+    today: date | None = None,
+) -> GoalReview:
+    """Record why a goal was missed (or is at risk) and who does what by when.
+
+    Who may set the goal may review it; the action owner is someone the actor
+    may see. Not idempotent by design: each call is one more review.
+    """
+    today = today or timezone.localdate()
+    if not goal_may_set(actor=actor, goal=goal):
+        raise ValidationError(_("You cannot review this goal."))
+    if cause not in ReviewCause.values:
+        raise ValidationError({"cause": _("Choose the cause from the list.")})
+    if not corrective_action.strip():
+        raise ValidationError({"corrective_action": _("Say what will be done about it.")})
+    if (
+        action_owner is None
+        or not action_owner.is_active
+        or not users_for_user(user=actor).filter(pk=action_owner.pk).exists()
+    ):
+        raise ValidationError({"action_owner": _("Choose someone from your team.")})
+    if due_on is None or due_on < today:
+        raise ValidationError({"due_on": _("The due date cannot be in the past.")})
+    review = GoalReview(
+        goal=goal,
+        cause=cause,
+        findings=findings.strip(),
+        corrective_action=corrective_action.strip(),
+        action_owner=action_owner,
+        due_on=due_on,
+        created_by=actor,
+        created_at=timezone.now(),
+    )
+    review.full_clean()
+    review.save()
+    return review
+
+
+@transaction.atomic
+def goal_review_done(*, review: GoalReview, actor: User) -> GoalReview:
+    """Mark a review's corrective action done. Who may set the goal or the action
+    owner may. Safe to repeat: a review already done is left as it is."""
+    review = GoalReview.objects.select_for_update().select_related("goal").get(pk=review.pk)
+    if actor.pk != review.action_owner_id and not goal_may_set(actor=actor, goal=review.goal):
+        raise ValidationError(_("You cannot close this review."))
+    if review.status == ReviewStatus.DONE:
+        return review
+    review.status = ReviewStatus.DONE
+    review.done_at = timezone.now()
+    review.save(update_fields=["status", "done_at"])
+    return review

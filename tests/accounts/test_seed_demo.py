@@ -12,6 +12,7 @@ from django.test import RequestFactory
 
 from accounts.management.commands import seed_demo
 from accounts.models import ProductLine, Role, Team, Territory, User
+from goals.models import Award, Goal
 from leads.models import Activity, Contact, Customer, Deal, Estimate, Lead, WinModel
 from tests.factories import UserFactory
 
@@ -27,8 +28,10 @@ def small_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def delete_pipeline() -> None:
-    """Estimates, deals and activities protect their owners: they go first."""
-    for model in (Activity, Deal, Estimate, Lead, Contact, Customer, WinModel):
+    """Goals, awards, estimates, deals and activities protect their owners: they go first
+    (rep goals split from a team goal protect it: the splits go before the rest)."""
+    Goal.objects.filter(parent__isnull=False).delete()
+    for model in (Goal, Award, Activity, Deal, Estimate, Lead, Contact, Customer, WinModel):
         model.objects.all().delete()
 
 

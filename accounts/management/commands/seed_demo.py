@@ -36,6 +36,7 @@ from django.utils import timezone
 from accounts.models import ProductLine, Role, Team, Territory, User
 from accounts.services import team_set_managers, user_create
 from feedback import demo as feedback_demo
+from goals import demo as goals_demo
 from leads import demo as pipeline_demo
 
 # Published in the README and printed by the command: a demo login, not a secret.
@@ -673,6 +674,7 @@ class Command(BaseCommand):
                     leads_per_rep=PIPELINE_LEADS_PER_REP,
                 )
                 surveys = feedback_demo.seed_feedback(today=today)
+                goals = goals_demo.seed_goals(today=today, teams=TEAMS)
         except ValidationError as error:
             # An existing record no longer fits the demo (e.g. a demo manager got another role).
             raise CommandError("; ".join(error.messages)) from error
@@ -681,6 +683,7 @@ class Command(BaseCommand):
         self._print_pipeline(
             "Customer satisfaction (a year of surveys):", surveys, skipped="surveys exist"
         )
+        self._print_pipeline("Goals (a year of months):", goals, skipped="goals exist")
         if scale == "large":
             self._seed_large_pipeline(today)
 
@@ -709,6 +712,10 @@ class Command(BaseCommand):
         self._print_pipeline(
             "Benchmark surveys (50,000 answers):", surveys, skipped="benchmark answers exist"
         )
+        # After the benchmark deals, so the large teams' targets follow their sales.
+        with transaction.atomic():
+            goals = goals_demo.seed_goals(today=today)
+        self._print_pipeline("Benchmark goals (every team):", goals, skipped="goals exist")
         if result is not None:
             started = timezone.now()
             # VACUUM needs autocommit; inside a caller's transaction ANALYZE alone.
