@@ -38,3 +38,23 @@ def compute_kpis_rebuild(start_iso: str | None = None, end_iso: str | None = Non
     end = date.fromisoformat(end_iso) if end_iso else timezone.localdate() - timedelta(days=1)
     start = date.fromisoformat(start_iso) if start_iso else end - timedelta(days=399)
     return compute_facts_range(start, end)
+
+
+@shared_task(soft_time_limit=5 * 60, time_limit=10 * 60)
+def take_forecast_snapshots(day_iso: str) -> int:
+    """Freeze the forecasts due on ``day_iso`` (period starts, Mondays).
+
+    Given its day, so a retry after midnight still takes the snapshot of the day
+    it was meant for; a rerun keeps the rows already taken.
+    """
+    from goals.forecast import forecast_snapshots_take
+
+    return forecast_snapshots_take(today=date.fromisoformat(day_iso))
+
+
+@shared_task
+def take_forecast_snapshots_today() -> str:
+    """The beat entry: reads today once, in the company's time zone, and queues the work."""
+    day_iso = timezone.localdate().isoformat()
+    take_forecast_snapshots.delay(day_iso)
+    return day_iso
