@@ -10,7 +10,7 @@ from django.db import transaction
 from django.template import loader
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import User, validate_time_zone
+from accounts.models import ReminderEmails, User, validate_time_zone
 
 
 class LoginForm(AuthenticationForm):
@@ -65,6 +65,14 @@ class ProfileForm(forms.Form):
     time_zone = forms.ChoiceField(
         label=_("Time zone"), choices=_time_zone_choices, validators=[validate_time_zone]
     )
+    reminder_emails = forms.ChoiceField(
+        label=_("Reminder emails"),
+        choices=ReminderEmails.choices,
+        widget=forms.RadioSelect,
+        help_text=_("The daily digest goes out at 8:00 in your time zone."),
+        # Not required: a form that leaves it out keeps the current choice.
+        required=False,
+    )
 
     @classmethod
     def for_user(cls, user: User, data: Any = None) -> ProfileForm:
@@ -72,5 +80,9 @@ class ProfileForm(forms.Form):
             "display_name": user.display_name,
             "language": user.language,
             "time_zone": user.time_zone,
+            "reminder_emails": user.reminder_emails,
         }
         return cls(data=data, initial=initial)
+
+    def clean_reminder_emails(self) -> str | None:
+        return self.cleaned_data.get("reminder_emails") or None

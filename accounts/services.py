@@ -61,12 +61,24 @@ def team_set_managers(*, team: Team, managers: Iterable[User]) -> None:
     team.managers.set(managers)
 
 
-def user_update_profile(*, user: User, display_name: str, language: str, time_zone: str) -> User:
+def user_update_profile(
+    *,
+    user: User,
+    display_name: str,
+    language: str,
+    time_zone: str,
+    reminder_emails: str | None = None,
+) -> User:
+    """Save the profile; ``reminder_emails`` None leaves that choice as it is."""
     user.display_name = display_name
     user.language = language
     user.time_zone = time_zone
+    fields = ["display_name", "language", "time_zone"]
+    if reminder_emails is not None:
+        user.reminder_emails = reminder_emails
+        fields.append("reminder_emails")
     user.full_clean(exclude=["password"])
-    user.save(update_fields=["display_name", "language", "time_zone"])
+    user.save(update_fields=fields)
     return user
 
 

@@ -12,15 +12,26 @@ from django.views.decorators.http import require_POST
 
 from accounts import services
 from accounts.forms import ProfileForm
+from accounts.models import Role
 from accounts.selectors import home_for_user
 from feedback.selectors import case_alerts_for_user
+from reminders.selectors import reminder_panel_for
+
+SALES_ROLES = (Role.REP, Role.MANAGER, Role.ADMIN)
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     summary = home_for_user(user=request.user)
-    alerts = case_alerts_for_user(user=request.user, now=timezone.now())
-    return render(request, "accounts/home.html", {"summary": summary, "case_alerts": alerts})
+    now = timezone.now()
+    alerts = case_alerts_for_user(user=request.user, now=now)
+    context = {"summary": summary, "case_alerts": alerts}
+    if request.user.role in SALES_ROLES:
+        # What is due first thing in the morning: the user's own open reminders.
+        context["reminder_panel"] = reminder_panel_for(
+            user=request.user, today=timezone.localdate(now)
+        )
+    return render(request, "accounts/home.html", context)
 
 
 @login_required

@@ -93,6 +93,10 @@ class Reminder(models.Model):
         _("email"), max_length=10, choices=EmailState.choices, default=EmailState.PENDING
     )
     send_after = models.DateTimeField(_("send after"), default=timezone.now)
+    # When a send task was last put on the queue: the every-minute dispatcher
+    # queues a pending email again only after REMINDER_CLAIM_TIMEOUT (the queue
+    # was lost), so a backlog is not queued once a minute.
+    enqueued_at = models.DateTimeField(_("queued"), null=True, blank=True)
     claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
@@ -143,6 +147,7 @@ class Digest(models.Model):
         _("state"), max_length=10, choices=EmailState.choices, default=EmailState.PENDING
     )
     send_after = models.DateTimeField(_("send after"))
+    enqueued_at = models.DateTimeField(_("queued"), null=True, blank=True)
     claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)

@@ -43,6 +43,12 @@ app.conf.beat_schedule = {
         "task": "goals.tasks.compute_kpis_nightly",
         "schedule": crontab(hour=2, minute=15),
     },
+    # 02:40 every night, after the nightly KPI facts: freeze the forecasts due today
+    # (first day of a month, quarter or year; weekly on Mondays) for forecast accuracy.
+    "forecast-snapshots": {
+        "task": "goals.tasks.take_forecast_snapshots_today",
+        "schedule": crontab(hour=2, minute=40),
+    },
     # 04:00 on Sundays: rebuild the last 400 days of facts (deals deleted or moved
     # off an old day, territories changed): about 35 s on the large data set.
     "kpis-weekly-rebuild": {
@@ -63,5 +69,33 @@ app.conf.beat_schedule = {
     "housekeeping-nightly": {
         "task": "accounts.tasks.housekeeping",
         "schedule": crontab(hour=3, minute=30),
+    },
+    # 06:00 every day, after the nightly KPI facts (goal pace reads them): every
+    # reminder rule for the company day (safe to repeat: unique keys).
+    "reminders-create-daily": {
+        "task": "reminders.tasks.create_reminders_today",
+        "schedule": crontab(hour=6, minute=0),
+    },
+    # Every hour at :05: SQL leads not contacted within their response time,
+    # counted in working hours, so a daily run would be up to a day late.
+    "reminders-create-sql-hourly": {
+        "task": "reminders.tasks.create_sql_reminders_now",
+        "schedule": crontab(minute=5),
+    },
+    # Every minute: queue the reminder and digest emails that are due (claimed, sent once).
+    "reminders-dispatch": {
+        "task": "reminders.tasks.dispatch_reminders",
+        "schedule": crontab(),
+    },
+    # Every five minutes: give back stale reminder/digest claims and queue every
+    # pending, due email again (a Redis that lost its queue loses nothing).
+    "reminders-sweep": {
+        "task": "reminders.tasks.sweep_reminders",
+        "schedule": crontab(minute="*/5"),
+    },
+    # Every 15 minutes: the daily digest of each user whose local 8:00 has passed.
+    "reminders-create-digests": {
+        "task": "reminders.tasks.create_digests",
+        "schedule": crontab(minute="*/15"),
     },
 }

@@ -80,7 +80,8 @@ def test_people_without_a_team_get_a_clear_empty_state(cast: Cast) -> None:
 def test_home_query_count_does_not_grow_with_the_team(cast: Cast) -> None:
     """Expected queries: session, user, teams, team members, team managers,
     user's territories, product lines, then the follow-up case alerts: the
-    manager's team and member ids and the open/overdue case counts."""
+    manager's team and member ids and the open/overdue case counts; then the
+    manager's own open reminders (fewer than ten: no count)."""
     client = client_for(cast.manager)
 
     def count() -> int:
@@ -92,7 +93,19 @@ def test_home_query_count_does_not_grow_with_the_team(cast: Cast) -> None:
     for _ in range(5):
         UserFactory(team=cast.team)
     TerritoryFactory()
-    assert count() == before == 9
+    assert count() == before == 10
+
+
+def test_home_lists_the_users_own_reminders_for_sales_roles(cast: Cast) -> None:
+    from tests.reminders.helpers import reminder_for
+
+    reminder_for(cast.rep, title="Call back Acme")
+    reminder_for(cast.teammate, title="Bob private business")
+    page = client_for(cast.rep).get(reverse("home")).content.decode()
+    assert "Call back Acme" in page and "Bob private business" not in page
+    assert reverse("goals:dashboard") in page
+    marketing = client_for(cast.marketing).get(reverse("home")).content.decode()
+    assert 'data-testid="reminder-panel"' not in marketing
 
 
 def test_profile_saves_language_and_time_zone(cast: Cast) -> None:
