@@ -499,7 +499,13 @@ def compute_facts_range(start: date, end: date) -> int:
     """Rebuild every day from ``start`` to ``end`` (inclusive), a month per statement."""
     if end < start:
         raise ValueError("end is before start")
-    return compute_facts(days=days_between(start, end))
+    rows = compute_facts(days=days_between(start, end))
+    # A rebuild replaces most of the table: refresh the planner's statistics, or
+    # it guesses a day range's rows from a table that no longer exists (13x too
+    # few seen on the large data set) and picks slow plans for the dashboards.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE goals_dailyrepfact")
+    return rows
 
 
 def _touched(cursor: Any, source: FactSource, since: datetime, until: datetime) -> set[date]:
