@@ -169,6 +169,21 @@ def test_running_twice_creates_and_changes_nothing() -> None:
     assert organisation_snapshot() == before
 
 
+def test_the_demo_opens_on_filled_dashboards_and_reminders() -> None:
+    from goals.models import DailyRepFact
+    from reminders.models import Reminder
+
+    output = seed()
+    facts, reminders = DailyRepFact.objects.count(), Reminder.objects.count()
+    assert "Nightly jobs, run now:" in output
+    assert facts > 0 and reminders > 0
+    rep = User.objects.get(email="rep@example.com")
+    assert DailyRepFact.objects.filter(rep=rep, revenue_won__gt=0).exists()
+    # A second run recomputes the same facts and finds no new reminder.
+    seed()
+    assert (DailyRepFact.objects.count(), Reminder.objects.count()) == (facts, reminders)
+
+
 def test_the_demo_is_the_same_on_every_fresh_database() -> None:
     seed()
     first = organisation_snapshot(with_keys=False)

@@ -23,7 +23,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
@@ -37,7 +37,9 @@ from accounts.models import ProductLine, Role, Team, Territory, User
 from accounts.services import team_set_managers, user_create
 from feedback import demo as feedback_demo
 from goals import demo as goals_demo
+from goals.kpis import compute_facts_range
 from leads import demo as pipeline_demo
+from reminders.rules import run_rules
 
 # Published in the README and printed by the command: a demo login, not a secret.
 DEMO_PASSWORD = "salesperf-demo"  # noqa: S105
@@ -53,6 +55,9 @@ LARGE_TOTAL_REPS = 100
 BULK_BATCH_SIZE = 500
 # Leads made per demo rep (a few marketing leads stay unassigned); tests make fewer.
 PIPELINE_LEADS_PER_REP = (160, 310)
+# seed_demo runs the nightly KPI job over this many days: the year of history,
+# and the year before it that "change vs the previous period" compares with.
+KPI_HISTORY_DAYS = 400
 LARGE_PIPELINE_LEADS = 1_000_000
 
 
@@ -686,6 +691,22 @@ class Command(BaseCommand):
         self._print_pipeline("Goals (a year of months):", goals, skipped="goals exist")
         if scale == "large":
             self._seed_large_pipeline(today)
+        self._compute_kpis_and_reminders(today)
+
+    def _compute_kpis_and_reminders(self, today: date) -> None:
+        """The nightly jobs, run now: a demo opens on filled dashboards and reminders.
+
+        Both are safe to repeat (the facts of a day are replaced, a reminder's
+        unique key is never inserted twice), so a second seed_demo changes nothing.
+        """
+        started = timezone.now()
+        rows = compute_facts_range(today - timedelta(days=KPI_HISTORY_DAYS), today)
+        counts = run_rules(today=today, now=timezone.now())
+        seconds = (timezone.now() - started).total_seconds()
+        self.stdout.write(self.style.MIGRATE_HEADING("Nightly jobs, run now:"))
+        self.stdout.write(f"  KPI facts {rows:>13,} rows")
+        self.stdout.write(f"  reminders {sum(counts.values()):>13,} created")
+        self.stdout.write(f"  in {seconds:.1f} s")
 
     def _seed_large_pipeline(self, today: date) -> None:
         self.stdout.write(
