@@ -628,17 +628,19 @@ def working_days(start: date, end: date) -> int:
 
 
 def pace_status(value: Decimal | None) -> str:
-    """ "on_track", "at_risk" or "behind" by the pace thresholds of the settings ("" if none)."""
+    """By the pace thresholds of the settings, as on the goal pages: "on_track" at or
+    above GOAL_PACE_ON_TRACK, "at_risk" below GOAL_PACE_AT_RISK, "behind" in between
+    ("" without a pace)."""
     if value is None:
         return ""
     if value >= settings.GOAL_PACE_ON_TRACK:
         return "on_track"
-    if value >= settings.GOAL_PACE_AT_RISK:
+    if value < settings.GOAL_PACE_AT_RISK:
         return "at_risk"
     return "behind"
 
 
-STATUS_COLOURS = {"on_track": "success", "at_risk": "warning", "behind": "danger"}
+STATUS_COLOURS = {"on_track": "success", "behind": "warning", "at_risk": "danger"}
 STATUS_LABELS = {"on_track": _("On track"), "at_risk": _("At risk"), "behind": _("Behind")}
 
 

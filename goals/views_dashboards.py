@@ -276,7 +276,7 @@ class FigureLine:
         """(colour, label, how many goals) per pace status, for a team's row."""
         return [
             (dash.STATUS_COLOURS[status], dash.STATUS_LABELS[status], count)
-            for status in ("on_track", "at_risk", "behind")
+            for status in ("on_track", "behind", "at_risk")
             if (count := sum(1 for item in self.goals if item.status == status))
         ]
 

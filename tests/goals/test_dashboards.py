@@ -198,7 +198,7 @@ def test_empty_team_shows_zeros_and_no_comparison(cast: Cast) -> None:
 
 @pytest.mark.parametrize(
     ("won", "status", "colour"),
-    [("1500", "on_track", "success"), ("1300", "at_risk", "warning"), ("500", "behind", "danger")],
+    [("1500", "on_track", "success"), ("1300", "behind", "warning"), ("500", "at_risk", "danger")],
 )
 def test_pace_status_colours(cast: Cast, won: str, status: str, colour: str) -> None:
     # 15 of 31 days elapsed: 3100 * 15/31 = 1500 expected by now.
@@ -429,3 +429,21 @@ def test_dashboard_query_counts_do_not_grow(
         assert admin.get(reverse("goals:company_dashboard")).status_code == 200
     with django_assert_num_queries(REP_QUERIES):
         assert rep_client.get(reverse("goals:rep_dashboard", args=[rep.pk])).status_code == 200
+
+
+@pytest.mark.parametrize("won", ["3100", "1500", "1300", "1200", "500", "0"])
+def test_dashboard_and_goal_pages_give_a_goal_the_same_status(won: str) -> None:
+    """The same pace is called the same on the dashboards and on the goal pages."""
+    from goals.selectors import goal_status
+
+    goal = Goal(
+        owner_kind=OwnerKind.COMPANY,
+        period_kind=PeriodKind.MONTH,
+        start=dt.date(2026, 3, 1),
+        end=dt.date(2026, 3, 31),
+        metric=Metric.REVENUE_WON,
+        target=Decimal("3100"),
+    )
+    last_day = dt.date(2026, 3, 15)
+    pace_value = dash.pace(Decimal(won), goal.target, goal.start, goal.end, last_day)
+    assert dash.pace_status(pace_value) == goal_status(goal, Decimal(won), goal.target, last_day)
