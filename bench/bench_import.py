@@ -12,10 +12,13 @@ functions the pages and the Celery task use (not the web layer):
 
 - read: decode, delimiter, limits, store the ImportJob (import_job_create);
 - check: every row checked, duplicates looked up (import_job_check);
-- import: the rows checked again inside the transaction, COPY of the leads, their
-  product lines and history, scores, routing, commit (import_job_import).
+- import: the rows checked again inside the transaction (the check's rows reused
+  when nothing they refer to changed; duplicates looked up again), COPY of the
+  leads, their product lines and history, scores, routing, commit
+  (import_job_import).
 
-Prints valid rows per second for each step and overall. Targets: import ≥ 20,000
+Prints valid rows per second for each step and overall, the Python process's CPU
+time, and the load average (other jobs on the machine change every figure). Targets: import ≥ 20,000
 valid rows/s (the issue), the whole ≥ 5,000 valid rows/s (DESIGN.md).
 
 ``--large`` first makes sure the benchmark data set is there (``seed_demo --scale
@@ -193,6 +196,12 @@ class TimingsHandler(logging.Handler):
         self.timings = getattr(record, "import_timings", self.timings)
 
 
+def load_average() -> str:
+    """The machine's load (1, 5, 15 minutes) and cores: the figures depend on it."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} / {five:.1f} / {fifteen:.1f} on {os.cpu_count()} cores"
+
+
 def rate(rows: int, seconds: float) -> str:
     return f"{rows / seconds:>10,.0f} valid rows/s" if seconds else "—"
 
@@ -263,7 +272,9 @@ def main() -> int:
             # Rows without an owner are routed one by one: give them a rule to go by.
             team = Team.objects.filter(members__role=Role.REP, is_active=True).first()
             RoutingRule.objects.create(name="Benchmark: everything", team=team)
+        print(f"Load average at the start: {load_average()}")
         started = time.perf_counter()
+        cpu_started = time.process_time()
         job = importing.import_job_create(
             actor=actor, kind="leads", file_name=f"bench-{run}.csv", data=data
         )
@@ -273,6 +284,7 @@ def main() -> int:
         )
         job = importing.import_job_check(job_id=job.pk)
         check_done = time.perf_counter()
+        cpu_check_done = time.process_time()
         assert job.status == ImportStatus.VALIDATED, job.failure
         job = importing.import_job_confirm(
             job=job, actor=actor, import_duplicates=False, queue=False
@@ -283,6 +295,7 @@ def main() -> int:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             timings.timings["commit"] = time.perf_counter() - commit_started
         import_done = time.perf_counter()
+        cpu_import_done = time.process_time()
         if job.status != ImportStatus.DONE:
             print(f"The import failed: {job.failure}")
             return 1
@@ -297,6 +310,12 @@ def main() -> int:
                 ("overall", import_done - started, job.imported_rows),
             ),
         )
+        print(
+            f"  Python CPU time: check + read {cpu_check_done - cpu_started:.2f} s, "
+            f"import {cpu_import_done - cpu_check_done:.2f} s (the rest of each step is "
+            "PostgreSQL, or waiting for a core)"
+        )
+        print(f"Load average at the end: {load_average()}")
         floor_rows = dump_imported_leads(job=job, actor=actor) if args.floor else ""
         transaction.set_rollback(not args.keep)
 
@@ -314,7 +333,7 @@ def main() -> int:
         print(
             f"  for reference, PostgreSQL alone: COPY of the same {job.imported_rows:,} lead "
             f"rows ({indexes} indexes, foreign keys; no history, no product lines, no Python) "
-            f"{seconds:.2f} s {rate(job.imported_rows, seconds)}"
+            f"{seconds:.2f} s {rate(job.imported_rows, seconds)} (load {load_average()})"
         )
     return 0
 

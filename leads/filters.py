@@ -11,18 +11,21 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from html import escape
 from typing import Any
 
+from crispy_forms.templatetags.crispy_forms_filters import as_crispy_field
 from django import forms
 from django.contrib.postgres.search import SearchQuery
 from django.db import connection
 from django.db.models import Case, F, IntegerField, OrderBy, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 from django.db.models.lookups import Exact
+from django.forms import BoundField
 from django.forms.utils import flatatt
 from django.http import QueryDict
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
@@ -229,6 +232,145 @@ class PlainSelect(forms.Select):
             flatatt(widget["attrs"]),
             mark_safe("".join(options)),  # noqa: S308 (each option escaped by format_html)
         )
+
+
+# Widgets ``field_html`` writes itself, and the Bootstrap class crispy gives each.
+FAST_WIDGETS: dict[type, str] = {
+    forms.Select: "form-select",
+    PlainSelect: "form-select",
+    forms.TextInput: "form-control",
+    forms.NumberInput: "form-control",
+    forms.CheckboxSelectMultiple: "form-check-input",
+}
+
+
+def _options_html(widget: forms.Select, value: Any) -> str:
+    """The <option>s of a select, as Django's templates write them (the first match
+    selected, all matches for a multiple select); choices are read straight from the
+    widget, without building Django's per-option context dicts."""
+    chosen = set(widget.format_value(value))
+    multiple = widget.allow_multiple_selected
+    has_selected = False
+    html = []
+    for option_value, option_label in widget.choices:
+        if isinstance(option_label, (list, tuple)):  # an optgroup: Django's own way
+            return "".join(
+                (format_html('<optgroup label="{}">', group) if group else "")
+                + "".join(
+                    format_html(
+                        '<option value="{}"{}>{}</option>',
+                        "" if option["value"] is None else option["value"],
+                        flatatt(option["attrs"]),
+                        option["label"],
+                    )
+                    for option in options
+                )
+                + ("</optgroup>" if group else "")
+                for group, options, _index in widget.optgroups("", value)
+            )
+        text = "" if option_value is None else str(option_value)
+        selected = (multiple or not has_selected) and text in chosen
+        has_selected |= selected
+        html.append(
+            f'<option value="{escape(text)}"{" selected" if selected else ""}>'
+            f"{escape(str(option_label))}</option>"
+        )
+    return "".join(html)
+
+
+def field_html(bound: BoundField) -> SafeString:
+    """A field of the list's filter and bulk forms as crispy's Bootstrap 5 template
+    would render it (``|as_crispy_field``), written in Python.
+
+    Why: crispy renders each field, each widget and each <option> through templates,
+    about three milliseconds per field; the list page has fifteen fields on every
+    request. Only the plain cases are written here (selects, text and number inputs,
+    a checkbox list, without errors); a field with errors, or any other widget, goes
+    through crispy as before, so its error markup is crispy's own.
+    """
+    widget = bound.field.widget
+    bootstrap = FAST_WIDGETS.get(type(widget))
+    if bootstrap is None or bound.errors or bound.is_hidden:
+        return as_crispy_field(bound)
+    attrs = bound.build_widget_attrs({}, widget)
+    if bound.auto_id and "id" not in widget.attrs:
+        attrs["id"] = bound.auto_id
+    required = bound.field.required
+    label_class = "form-label" + (" requiredField" if required else "")
+    label_text = conditional_escape(bound.label) + (
+        mark_safe('<span class="asteriskField">*</span>') if required else ""
+    )
+    help_text = (
+        format_html(
+            '<div id="{}_helptext" class="form-text">{}</div>',
+            bound.auto_id,
+            mark_safe(bound.help_text),  # noqa: S308 (crispy shows help text unescaped too)
+        )
+        if bound.help_text
+        else ""
+    )
+    name = bound.html_name
+    if isinstance(widget, forms.CheckboxSelectMultiple):
+        context = widget.get_context(name, bound.value(), attrs)["widget"]
+        boxes = "".join(
+            format_html(
+                '<div class="form-check"><input type="{}" class="form-check-input" '
+                'name="{}" value="{}"{}><label for="{}" class="form-check-label">{}</label></div>',
+                option["type"],
+                name,
+                option["value"],
+                flatatt(option["attrs"]),
+                option["attrs"].get("id", ""),
+                option["label"],
+            )
+            for _group, options, _index in context["optgroups"]
+            for option in options
+        )
+        return format_html(
+            '<div id="div_{}" class="mb-3"><fieldset><legend class="{} fs-6">{}</legend>'
+            "<div >{}</div>{}</fieldset></div>",
+            bound.auto_id,
+            label_class,
+            label_text,
+            mark_safe(boxes),  # noqa: S308 (each box escaped by format_html)
+            help_text,
+        )
+    css = widget.attrs.get("class", "")
+    css_class = type(widget).__name__.lower()
+    attrs["class"] = f"{css} {css_class}".strip() if css_class not in css else css
+    attrs["class"] += f" {bootstrap}"
+    if isinstance(widget, forms.Select):
+        context = {"attrs": widget.build_attrs(widget.attrs, attrs)}
+        control = format_html(
+            '<select name="{}"{}>{}</select>',
+            name,
+            flatatt(context["attrs"]),
+            mark_safe(_options_html(widget, bound.value())),  # noqa: S308 (escaped there)
+        )
+    else:
+        context = widget.get_context(name, bound.value(), attrs)["widget"]
+        value = context["value"]
+        control = format_html(
+            '<input type="{}" name="{}"{}{}>',
+            context["type"],
+            name,
+            format_html(' value="{}"', value) if value is not None else "",
+            flatatt(context["attrs"]),
+        )
+    return format_html(
+        '<div id="div_{}" class="mb-3"><label for="{}" class="{}">{}</label>{}{}</div>',
+        bound.auto_id,
+        bound.id_for_label,
+        label_class,
+        label_text,
+        control,
+        help_text,
+    )
+
+
+def fields_html(form: forms.Form, *, skip: tuple[str, ...] = ()) -> dict[str, SafeString]:
+    """``field_html`` of each field of ``form`` (but ``skip``), by name, in form order."""
+    return {bound.name: field_html(bound) for bound in form if bound.name not in skip}
 
 
 def owner_choices_for(user: AnyUser) -> QuerySet[User]:

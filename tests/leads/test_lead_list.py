@@ -108,6 +108,57 @@ def test_list_shows_score_stage_temperature_owner_contact_and_value(cast: Cast) 
     assert "never" not in row
 
 
+def test_row_values_are_escaped(cast: Cast) -> None:
+    """The rows are written in Python (not an autoescaping template): every value a
+    user typed must still come out as text."""
+    territory = TerritoryFactory(name="<b>North</b>")
+    line = ProductLineFactory(name="Pumps & <i>valves</i>")
+    cast.rep.display_name = '"Alice" <Rep>'
+    cast.rep.save(update_fields=["display_name"])
+    made = lead(
+        cast.rep,
+        contact_name="<script>alert(1)</script>",
+        company_name="O'Brien & Co",
+        territory=territory,
+    )
+    made.product_lines.add(line)
+    html = page(client_for(cast.manager))
+    row = html.split('data-testid="lead-row"', 1)[1].split("</tr>", 1)[0]
+    assert "<script>" not in row and "<b>" not in row and "<i>" not in row
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; (O&#x27;Brien &amp; Co)" in row
+    assert "&lt;b&gt;North&lt;/b&gt;" in row and "Pumps &amp; &lt;i&gt;valves&lt;/i&gt;" in row
+    assert "&quot;Alice&quot; &lt;Rep&gt;" in row
+
+
+def test_filters_show_the_values_in_use(cast: Cast) -> None:
+    north = TerritoryFactory(name="North")
+    TerritoryFactory(name="South")
+    lead(cast.rep, stage=Stage.SQL, territory=north)
+    html = page(
+        client_for(cast.manager),
+        stage=["sql", "mql"],
+        temperature="hot",
+        territory=north.pk,
+        owner=cast.rep.pk,
+        score_min=5,
+        sort="-score",
+    )
+    filters = html.split('id="lead-filters"', 1)[1].split("</aside>", 1)[0]
+    assert re.search(r'<input type="checkbox"[^>]*value="sql"[^>]*checked', filters)
+    assert re.search(r'<input type="checkbox"[^>]*value="mql"[^>]*checked', filters)
+    assert not re.search(r'<input type="checkbox"[^>]*value="hot"[^>]*checked', filters)
+    assert '<option value="hot" selected>' in filters
+    assert f'<option value="{north.pk}" selected>North</option>' in filters
+    assert f'<option value="{cast.rep.pk}" selected>' in filters
+    assert '<option value="-score" selected>' in filters
+    assert re.search(r'<input type="number" name="score_min" value="5"', filters)
+    assert 'form="lead-filter-form"' in filters
+    # A field with an error is shown the way crispy shows errors.
+    html = page(client_for(cast.manager), score_min="lots")
+    filters = html.split('id="lead-filters"', 1)[1].split("</aside>", 1)[0]
+    assert "is-invalid" in filters and "The score is a whole number from 0 to 100." in filters
+
+
 def test_empty_list_invites_to_create_a_lead(cast: Cast) -> None:
     html = page(client_for(cast.rep))
     assert "No leads yet" in html and reverse("leads:create") in html
