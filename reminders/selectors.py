@@ -99,6 +99,11 @@ class ReminderPanel:
     def more(self) -> int:
         return self.count - len(self.reminders)
 
+    @property
+    def rows(self) -> list[tuple[Reminder, str | None]]:
+        """Each reminder with the page of what it is about (no query: ids are on the row)."""
+        return [(reminder, subject_url(reminder)) for reminder in self.reminders]
+
 
 def reminder_panel_for(*, user: User, today: date) -> ReminderPanel:
     """The user's own open reminders for the dashboard: the first ten and how many in all.

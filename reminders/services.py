@@ -32,7 +32,8 @@ from email.headerregistry import Address
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Model, Q
 from django.template.loader import render_to_string
@@ -187,26 +188,37 @@ def _record_failure(
     return ("failed", None) if delay is None else ("retry", delay)
 
 
+def _patience_deadline(claimed_at: datetime) -> datetime:
+    """How long "mark sent" may keep trying: until shortly before the sweeper would
+    give the claim back (or the task's soft time limit, if that comes first)."""
+    limit = conf.claim_timeout()
+    soft_limit = getattr(settings, "CELERY_TASK_SOFT_TIME_LIMIT", None)
+    if soft_limit:
+        limit = min(limit, timedelta(seconds=soft_limit))
+    return claimed_at + limit - timedelta(seconds=30)
+
+
 def _mark_sent_patiently(queue: EmailQueue, pk: int, claimed_at: datetime, now: datetime) -> bool:
-    """Record "sent", retrying a few times while the database is away.
+    """Record "sent", retrying while the database is away.
 
     The email is already out: giving up here means the sweeper sends it again
-    (same Message-ID). About 45 seconds of patience (well below the claim
-    timeout) ride out a database restart.
+    (same Message-ID). So it keeps trying until just before the claim would be
+    given back (``_patience_deadline``): a database restart of several minutes
+    is ridden out, and a live worker's claim is never handed to another.
     """
+    deadline = _patience_deadline(claimed_at)
     pause = 0.5
-    for attempt in range(8):
+    while True:
         try:
             return finish_claim(queue, pk, claimed_at, EmailState.SENT, sent_at=now, last_error="")
         except DatabaseError:
-            if attempt == 7:
+            if timezone.now() + timedelta(seconds=pause) >= deadline:
                 raise
             logger.warning("%s email %s sent, database away: retrying", queue.prefix, pk)
             if not connection.in_atomic_block:
                 connection.close()  # the next query opens a fresh connection
             time.sleep(pause)
             pause = min(pause * 2, 15)
-    return False  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -231,18 +243,37 @@ def send_claimed(
     claimed_at = _claim(queue, pk, now)
     if claimed_at is None:
         return SendOutcome("not due")
+    # The connection is opened here, so sending leaves it open and the SMTP QUIT
+    # round trip comes after the row says "sent": the window in which a dying
+    # worker causes a resend is only the UPDATE after the server's "250".
+    mail = get_connection()
     try:
         message = build(pk, claimed_at, now)
         if isinstance(message, str):
             return SendOutcome(message)
+        mail.open()
+        message.connection = mail
         message.send()
     except Exception as error:  # any failure is recorded on the row
+        _close_quietly(mail)
         result, delay = _record_failure(queue, pk, claimed_at, now, error)
         return SendOutcome(result, delay)
-    if not _mark_sent_patiently(queue, pk, claimed_at, now):
+    try:
+        marked = _mark_sent_patiently(queue, pk, claimed_at, now)
+    finally:
+        _close_quietly(mail)
+    if not marked:
         logger.warning("%s email %s sent, but its claim was taken back", queue.prefix, pk)
         return SendOutcome("sent, claim lost")
     return SendOutcome("sent")
+
+
+def _close_quietly(mail: BaseEmailBackend) -> None:
+    """QUIT the SMTP session; the message is already accepted, so a failure here is noise."""
+    try:
+        mail.close()
+    except Exception:  # nothing left to do about a failing QUIT
+        logger.debug("closing the mail connection failed", exc_info=True)
 
 
 def sender_address() -> str:

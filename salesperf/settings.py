@@ -246,6 +246,9 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 # --- Email --------------------------------------------------------------------
 vars().update(CONFIG.email)
+# A hung SMTP server must not hold a worker until the task's 5-minute soft limit;
+# the claim timeouts (10 min) > the task time limits (5/6 min) > this.
+EMAIL_TIMEOUT = 30
 DEFAULT_FROM_EMAIL = CONFIG.default_from_email
 # Links in emails (and other places without a request) point here.
 SITE_URL = CONFIG.site_url

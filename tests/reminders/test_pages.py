@@ -272,3 +272,12 @@ def test_ops_query_count_does_not_grow(cast: Cast, django_assert_num_queries, co
         response = client.get(reverse("reminders:ops"))
 
     assert response.content.decode().count('data-testid="error"') == count
+
+
+def test_the_panel_links_each_reminder_to_what_it_is_about(cast: Cast):
+    from tests.factories_leads import LeadFactory
+
+    lead = LeadFactory(owner=cast.rep)
+    reminder_for(cast.rep, kind="lead_no_contact", object_id=lead.pk, lead=lead, title="Acme")
+    page = client_for(cast.rep).get(reverse("home")).content.decode()
+    assert f'<a href="{reverse("leads:detail", args=[lead.pk])}">Acme</a>' in page

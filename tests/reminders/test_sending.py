@@ -226,6 +226,72 @@ def test_a_database_hiccup_after_sending_is_ridden_out(cast, monkeypatch):
     assert reminder.email_state == EmailState.SENT
 
 
+def test_a_long_database_outage_is_waited_out_until_just_before_the_claim_expires(
+    cast, monkeypatch
+):
+    """Giving up early hands the claim to the sweeper, which sends again: "mark sent"
+    keeps trying until 30 s before the claim (or the task's soft limit) runs out."""
+    reminder = reminder_for(cast.rep)
+    clock = {"now": timezone.now()}
+    real_now = services.timezone.now
+
+    def fake_now():
+        return clock["now"]
+
+    def always_down(*args, **kwargs):
+        raise OperationalError("the database system is starting up")
+
+    monkeypatch.setattr(services, "finish_claim", always_down)
+    monkeypatch.setattr(services.timezone, "now", fake_now)
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        clock["now"] += dt.timedelta(seconds=seconds)
+
+    monkeypatch.setattr(services.time, "sleep", sleep)
+    claimed_at = real_now()
+    with pytest.raises(OperationalError):
+        services._mark_sent_patiently(services.REMINDERS, reminder.pk, claimed_at, claimed_at)
+    waited = dt.timedelta(seconds=sum(slept))
+    # Soft time limit 5 min < claim timeout 10 min: about 4.5 minutes of patience.
+    assert dt.timedelta(minutes=4) < waited < dt.timedelta(minutes=5)
+
+
+class OrderRecordingBackend:
+    """An SMTP stand-in that records whether the row was marked sent before QUIT."""
+
+    state_at_close: list[str] = []
+
+    def __init__(self, **kwargs):
+        self.opened = False
+
+    def open(self):
+        if self.opened:
+            return False
+        self.opened = True
+        return True
+
+    def send_messages(self, messages):
+        mail.outbox.extend(messages)
+        return len(messages)
+
+    def close(self):
+        pk = int(mail.outbox[-1].extra_headers["Message-ID"].split(".")[1].split("@")[0])
+        self.state_at_close.append(Reminder.objects.get(pk=pk).email_state)
+
+
+@override_settings(EMAIL_BACKEND="tests.reminders.test_sending.OrderRecordingBackend")
+def test_the_smtp_session_is_closed_only_after_the_row_says_sent(cast):
+    """QUIT after "mark sent": a worker killed during QUIT causes no resend."""
+    OrderRecordingBackend.state_at_close = []
+    reminder = reminder_for(cast.rep)
+    assert services.reminder_email_send(reminder_id=reminder.pk, now=timezone.now()).result == (
+        "sent"
+    )
+    assert OrderRecordingBackend.state_at_close == [EmailState.SENT]
+
+
 # The dispatcher: a savepoint, the due rows (locked, SKIP LOCKED), their
 # "queued" stamp, the savepoint's release; then one task per row (no query).
 DISPATCH_QUERIES = 4
