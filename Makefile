@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 # PORT from the environment, else from .env, else 8000.
 PORT ?= $(or $(shell sed -n 's/^PORT=\([0-9]*\).*/\1/p' .env 2>/dev/null),8000)
 
-.PHONY: run test lint format install migrate seed services-stop clean help
+.PHONY: run test fault-test lint format install migrate seed services-stop clean help
 
 help:
 	@echo "make run    install, migrate, load the demo data, start web + worker + scheduler"
 	@echo "make test   lint and run the whole test suite"
+	@echo "make fault-test  reminder emails exactly once while workers, Redis and PostgreSQL die (5 min)"
 
 # The virtualenv is rebuilt when a requirements file changes.
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -58,6 +59,12 @@ test: lint
 	$(BIN)/python manage.py compile_translations
 	$(BIN)/python manage.py makemigrations --check --dry-run > /dev/null
 	$(BIN)/pytest
+
+# Reminder emails exactly once while workers, Redis and PostgreSQL are killed
+# (bench/fault_reminders.py): the normal run, then the early-ack control.
+fault-test: install
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	$(BIN)/python bench/fault_reminders.py --early-ack
 
 # Stops the embedded PostgreSQL and Redis (if this project started them).
 services-stop: install
