@@ -23,24 +23,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
-    Count,
-    DateTimeField,
-    Exists,
-    F,
-    Func,
-    IntegerField,
-    OuterRef,
+    Prefetch,
     Q,
     QuerySet,
-    Subquery,
     Sum,
 )
-from django.db.models.functions import TruncDate
 from django.template.defaultfilters import floatformat
 from django.utils.translation import gettext_lazy as _
 
@@ -50,7 +41,6 @@ from goals.kpis import FACT_COLUMNS, MONEY_COLUMNS
 from goals.models import DailyRepFact, Goal, Metric, OwnerKind
 from goals.selectors import (
     Kpis,
-    Median,
     goal_actual,
     goal_target_on,
     kpis_from_totals,
@@ -58,7 +48,7 @@ from goals.selectors import (
     ratio,
 )
 from goals.services import period_bounds
-from leads.models import Deal, DealStatus, Lead
+from leads.models import DealStatus
 
 RepIds = list[int] | None  # None: every rep of the company (and the unassigned leads)
 ZERO = Decimal(0)
@@ -397,11 +387,7 @@ def funnel(totals: dict[str, Any]) -> list[FunnelStep]:
     return steps
 
 
-# --- One scan of the period: per rep, per week, per month, per rep x line x month -------
-
-# GROUPING() of (rep, product line, week, month): a bit is 1 where the column is
-# not part of the grouping set (the first argument is the highest bit).
-_BY_REP, _BY_WEEK, _BY_MONTH, _BY_REP_LINE_MONTH = 0b0111, 0b1101, 0b1110, 0b0010
+# --- One scan of the period (and of the one before): per rep, week, month, line ----------
 
 
 @dataclass
@@ -412,70 +398,177 @@ class PeriodFacts:
     weekly: list[dict[str, Any]]  # chart rows: week, revenue, win rate %
     monthly: list[dict[str, Any]]  # chart rows: month, CSAT, NPS
     issued: dict[tuple[int, int | None, date], Decimal]  # (rep, line, month): estimates
+    # {rep id: summed facts of the previous range} (empty without ``previous_start``)
+    previous_by_rep: dict[int | None, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def previous_totals(self) -> dict[str, Any]:
+        """The previous range summed over every rep read."""
+        return add_totals(self.previous_by_rep.values())
 
 
-def period_facts(*, rep_ids: RepIds, start: date, end: date) -> PeriodFacts:
-    """Facts of [start, end] grouped four ways in one query (GROUPING SETS).
+def _sum_into(target: list[Any], values: Sequence[Any]) -> None:
+    # A group's SUM is never NULL (the columns are NOT NULL and a group has rows).
+    for index, value in enumerate(values):
+        target[index] += value
 
-    The per-rep totals, the weekly revenue and win rate, the monthly CSAT and NPS
-    and the estimate value per rep, product line and month each need the same
-    rows; one scan instead of four is what keeps a company-wide month fast.
-    Weeks are ISO weeks (Monday first); a week or month cut by the range counts
-    only its days inside it. With ``rep_ids=None`` the rep ``None`` (leads nobody
-    owns yet) is one of the per-rep keys.
+
+def _as_totals(values: list[Any]) -> dict[str, Any]:
+    return dict(zip(FACT_COLUMNS, values, strict=True))
+
+
+_ZERO_ROW = tuple(ZERO if column in MONEY_COLUMNS else 0 for column in FACT_COLUMNS)
+
+
+def _row_for(groups: dict[Any, list[Any]], key: Any) -> list[Any]:
+    """The running sums of ``key`` (zeros the first time)."""
+    row = groups.get(key)
+    if row is None:
+        row = groups[key] = list(_ZERO_ROW)
+    return row
+
+
+def _period_facts_sql(
+    rep_ids: RepIds, start: date, end: date, previous_start: date | None, chart_rep: int | None
+) -> tuple[str, list[Any]]:
+    """The query of ``period_facts``: rows of (current?, rep, line, week, month, sums...).
+
+    Two shapes, as the planner handles them best. A team's few thousand facts: one
+    scan of both ranges, the previous range's rows folded to the rep by CASE (a
+    serial hash aggregate). The company's: a UNION ALL of the two ranges grouped by
+    plain columns (CASE groups were estimated at one per row: a sort of every fact),
+    which the planner runs in parallel; for a team that parallel plan was slower,
+    its workers' start-up costing more than they save on 2 cores.
     """
     week = "date_trunc('week', f.day::timestamp)::date"
     month = "date_trunc('month', f.day::timestamp)::date"
     sums = ", ".join(f'SUM(f."{column}")' for column in FACT_COLUMNS)
-    where = "f.day >= %s AND f.day <= %s"
-    params: list[Any] = [start, end]
-    if rep_ids is not None:
-        where += " AND f.rep_id = ANY(%s)"
-        params.append(list(rep_ids))
+    table = DailyRepFact._meta.db_table
+    if rep_ids is not None and previous_start is not None:
+        current = "f.day >= %s"
+        sql = (
+            f"SELECT {current}, f.rep_id, "  # noqa: S608
+            f"CASE WHEN {current} THEN f.product_line_id END, "
+            f"CASE WHEN {current} THEN {week} END, CASE WHEN {current} THEN {month} END, "
+            f"{sums} FROM {table} f "
+            "WHERE (f.rep_id = ANY(%s) AND f.day >= %s AND f.day <= %s) "
+            "OR (f.rep_id = ANY(%s) AND f.day >= %s AND f.day < %s) GROUP BY 1, 2, 3, 4, 5"
+        )
+        # The previous range of the charted rep only, when there is one (the rep
+        # dashboard compares the rep, not their team, with the period before).
+        previous_reps = [chart_rep] if chart_rep is not None else list(rep_ids)
+        params = [start] * 4 + [list(rep_ids), start, end, previous_reps, previous_start, start]
+        return sql, params
+    reps = " AND f.rep_id = ANY(%s)" if rep_ids is not None else ""
+    rep_param = [list(rep_ids)] if rep_ids is not None else []
     sql = (
-        f"SELECT GROUPING(f.rep_id, f.product_line_id, {week}, {month}), "  # noqa: S608
-        f"f.rep_id, f.product_line_id, {week}, {month}, {sums} "
-        f"FROM {DailyRepFact._meta.db_table} f WHERE {where} "
-        f"GROUP BY GROUPING SETS ((f.rep_id), ({week}), ({month}), "
-        f"(f.rep_id, f.product_line_id, {month}))"
+        f"SELECT true, f.rep_id, f.product_line_id, {week}, {month}, {sums} "  # noqa: S608
+        f"FROM {table} f WHERE f.day >= %s AND f.day <= %s{reps} "
+        f"GROUP BY f.rep_id, f.product_line_id, {week}, {month}"
     )
+    params: list[Any] = [start, end, *rep_param]
+    if previous_start is not None:
+        sql += (
+            f" UNION ALL SELECT false, f.rep_id, NULL, NULL, NULL, {sums} "  # noqa: S608
+            f"FROM {table} f WHERE f.day >= %s AND f.day <= %s{reps} GROUP BY f.rep_id"
+        )
+        params += [previous_start, start - timedelta(days=1), *rep_param]
+    return sql, params
+
+
+def period_facts(
+    *,
+    rep_ids: RepIds,
+    start: date,
+    end: date,
+    previous_start: date | None = None,
+    chart_rep: int | None = None,
+) -> PeriodFacts:
+    """Facts of [start, end] (and of [previous_start, start - 1]) in ONE query.
+
+    A plain GROUP BY at the finest grain the page needs (rep, product line, ISO
+    week and month of the period; rep alone for the previous range), then the
+    per-rep totals, the weekly revenue and win rate, the monthly CSAT and NPS and
+    the estimate value per rep, product line and month are added up here. That is
+    a few hundred rows for a team; GROUPING SETS over the raw facts summed all
+    thirty columns four times in SQL (and sorted every row), twice the time, and
+    the previous range was a second query.
+
+    Weeks are ISO weeks (Monday first); a week or month cut by the range counts
+    only its days inside it. With ``rep_ids=None`` the rep ``None`` (leads nobody
+    owns yet) is one of the per-rep keys. ``chart_rep`` narrows the charts, the
+    estimates issued and the previous range to one rep (the rep dashboard reads its
+    team's totals in the same scan).
+    """
+    sql, params = _period_facts_sql(rep_ids, start, end, previous_start, chart_rep)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    result = PeriodFacts(by_rep={}, weekly=[], monthly=[], issued={})
-    for grouping, rep, line, week_day, month_day, *values in rows:
-        totals = zero_totals()
-        for column, value in zip(FACT_COLUMNS, values, strict=True):
-            if value is not None:
-                totals[column] = value
-        if grouping == _BY_REP:
-            result.by_rep[rep] = totals
-        elif grouping == _BY_WEEK:
-            won, lost = totals["deals_won"], totals["deals_lost"]
-            result.weekly.append(
-                {
-                    "week": week_day.isoformat(),
-                    "revenue": str(totals["revenue_won"]),
-                    "win_rate": _percent(ratio(won, won + lost)),
-                }
-            )
-        elif grouping == _BY_MONTH:
-            result.monthly.append(
-                {
-                    "month": month_day.isoformat()[:7],
-                    "csat": _percent(ratio(totals["csat_satisfied"], totals["csat_answered"])),
-                    "nps": _percent(
-                        ratio(
-                            totals["nps_promoters"] - totals["nps_detractors"],
-                            totals["nps_answered"],
-                        )
-                    ),
-                }
-            )
-        elif grouping == _BY_REP_LINE_MONTH and rep is not None and totals["estimate_value_issued"]:
-            result.issued[(rep, line, month_day)] = totals["estimate_value_issued"]
-    result.weekly.sort(key=lambda row: row["week"])
-    result.monthly.sort(key=lambda row: row["month"])
+    by_rep: dict[int | None, list[Any]] = {}
+    previous: dict[int | None, list[Any]] = {}
+    # The charts need a few columns: only those are added up by week and month.
+    weekly_columns = [FACT_COLUMNS.index(c) for c in ("revenue_won", "deals_won", "deals_lost")]
+    monthly_columns = [
+        FACT_COLUMNS.index(c)
+        for c in (
+            "csat_satisfied",
+            "csat_answered",
+            "nps_promoters",
+            "nps_detractors",
+            "nps_answered",
+        )
+    ]
+    weeks: dict[date, list[Any]] = {}
+    months: dict[date, list[Any]] = {}
+    issued: dict[tuple[int, int | None, date], Decimal] = {}
+    money = FACT_COLUMNS.index("estimate_value_issued")
+    for is_current, rep, line_id, week_day, month_day, *values in rows:
+        if not is_current:
+            _sum_into(_row_for(previous, rep), values)
+            continue
+        _sum_into(_row_for(by_rep, rep), values)
+        if chart_rep is not None and rep != chart_rep:
+            continue
+        week = _row_for(weeks, week_day)
+        for index in weekly_columns:
+            week[index] += values[index]
+        month = _row_for(months, month_day)
+        for index in monthly_columns:
+            month[index] += values[index]
+        if rep is not None and values[money]:
+            key = (rep, line_id, month_day)
+            issued[key] = issued.get(key, ZERO) + values[money]
+    result = PeriodFacts(
+        by_rep={rep: _as_totals(values) for rep, values in by_rep.items()},
+        weekly=[],
+        monthly=[],
+        issued={key: value for key, value in issued.items() if value},
+        previous_by_rep={rep: _as_totals(values) for rep, values in previous.items()},
+    )
+    for week_day in sorted(weeks):
+        totals = _as_totals(weeks[week_day])
+        won, lost = totals["deals_won"], totals["deals_lost"]
+        result.weekly.append(
+            {
+                "week": week_day.isoformat(),
+                "revenue": str(totals["revenue_won"]),
+                "win_rate": _percent(ratio(won, won + lost)),
+            }
+        )
+    for month_day in sorted(months):
+        totals = _as_totals(months[month_day])
+        result.monthly.append(
+            {
+                "month": month_day.isoformat()[:7],
+                "csat": _percent(ratio(totals["csat_satisfied"], totals["csat_answered"])),
+                "nps": _percent(
+                    ratio(
+                        totals["nps_promoters"] - totals["nps_detractors"],
+                        totals["nps_answered"],
+                    )
+                ),
+            }
+        )
     return result
 
 
@@ -485,27 +578,6 @@ def _percent(share: Decimal | None) -> float | None:
 
 
 # --- What is not additive: from the raw won deals ---------------------------------------
-
-
-def _cycle_days() -> Func:
-    """Days from the lead's creation (company day) to the deal's close date, at least 0.
-
-    The lead's creation time is a correlated subquery (one primary-key lookup per
-    won deal) rather than a join: for the whole company the planner chose to hash
-    all million leads for a join (1.4 s); the lookups of a month's deals take ~50 ms.
-    """
-    created = Subquery(
-        Lead.objects.filter(pk=OuterRef("lead_id")).order_by().values("created_at")[:1],
-        output_field=DateTimeField(),
-    )
-    lead_day = TruncDate(created, tzinfo=ZoneInfo(settings.TIME_ZONE))
-    return Func(
-        F("close_date"),
-        lead_day,
-        template="GREATEST(0, %(expressions)s)",
-        arg_joiner=" - ",
-        output_field=IntegerField(),
-    )
 
 
 def raw_deal_figures(
@@ -518,47 +590,75 @@ def raw_deal_figures(
     range carry a ``previous_`` prefix), but "had a won deal before the range" is an
     EXISTS per deal on the (customer, status, close date) index instead of a hash of
     every customer who ever bought: on 150,000 deals that hash was 80 % of the query.
-    """
-    deals = Deal.objects.filter(
-        status=DealStatus.WON, close_date__gte=previous_start, close_date__lte=end
-    )
-    if rep_ids is not None:
-        deals = deals.filter(owner__in=rep_ids)
+    The lead's creation time is a primary-key lookup per won deal rather than a
+    join: for the whole company the planner chose to hash all million leads for a
+    join (1.4 s). Each lookup sits inside the FILTER of the range it counts for, so
+    a deal pays only its own range's lookups.
 
-    def earlier(before: date) -> Exists:
-        return Exists(
-            Deal.objects.filter(
-                customer=OuterRef("customer"), status=DealStatus.WON, close_date__lt=before
-            )
+    Written in SQL: the ORM built this query (two subqueries, two EXISTS, six
+    filtered aggregates) in about as long as PostgreSQL took to run it for a team.
+    """
+    days = (
+        "GREATEST(0, d.close_date - ((SELECT l.created_at FROM leads_lead l "
+        "WHERE l.id = d.lead_id) AT TIME ZONE %(zone)s)::date)"
+    )
+
+    def before(day: str) -> str:
+        return (
+            "EXISTS (SELECT 1 FROM leads_deal e WHERE e.customer_id = d.customer_id "  # noqa: S608
+            f"AND e.status = %(won)s AND e.close_date < %({day})s)"
         )
 
-    current, previous = Q(close_date__gte=start), Q(close_date__lt=start)
-    with_lead = Q(lead__isnull=False)
-    return deals.annotate(
-        cycle=_cycle_days(), returning=earlier(start), returning_before=earlier(previous_start)
-    ).aggregate(
-        cycle_median=Median("cycle", filter=current & with_lead),
-        customers=Count("customer", distinct=True, filter=current),
-        repeat=Count("customer", distinct=True, filter=current & Q(returning=True)),
-        previous_cycle_median=Median("cycle", filter=previous & with_lead),
-        previous_customers=Count("customer", distinct=True, filter=previous),
-        previous_repeat=Count(
-            "customer", distinct=True, filter=previous & Q(returning_before=True)
-        ),
+    current, previous = "d.close_date >= %(start)s", "d.close_date < %(start)s"
+    owners = " AND d.owner_id = ANY(%(reps)s)" if rep_ids is not None else ""
+    sql = (
+        "SELECT "  # noqa: S608
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {days}) "
+        f"FILTER (WHERE {current} AND d.lead_id IS NOT NULL), "
+        f"COUNT(DISTINCT d.customer_id) FILTER (WHERE {current}), "
+        f"COUNT(DISTINCT d.customer_id) FILTER (WHERE {current} AND {before('start')}), "
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {days}) "
+        f"FILTER (WHERE {previous} AND d.lead_id IS NOT NULL), "
+        f"COUNT(DISTINCT d.customer_id) FILTER (WHERE {previous}), "
+        f"COUNT(DISTINCT d.customer_id) FILTER (WHERE {previous} AND {before('previous_start')}) "
+        "FROM leads_deal d WHERE d.status = %(won)s "
+        f"AND d.close_date >= %(previous_start)s AND d.close_date <= %(end)s{owners}"
     )
+    params = {
+        "zone": settings.TIME_ZONE,
+        "won": DealStatus.WON.value,
+        "start": start,
+        "previous_start": previous_start,
+        "end": end,
+        "reps": list(rep_ids) if rep_ids is not None else None,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    keys = ("cycle_median", "customers", "repeat")
+    return dict(zip([*keys, *(f"previous_{key}" for key in keys)], row, strict=True))
 
 
 # --- Goals -----------------------------------------------------------------------------
 
 
+REVISIONS_ATTR = "dashboard_revisions"
+
+
 def rep_goals(*, rep_ids: RepIds, start: date, end: date, revisions: bool = True) -> list[Goal]:
-    """Rep goals overlapping [start, end], with their revisions (two queries) or without (one)."""
+    """Rep goals overlapping [start, end], with their revisions (two queries) or without (one).
+
+    The revisions are a list in the goal's ``REVISIONS_ATTR`` attribute (``goal_progress``
+    reads it), not ``goal.revisions.all()``.
+    """
     goals = Goal.objects.filter(owner_kind=OwnerKind.REP, start__lte=end, end__gte=start)
     if rep_ids is not None:
         goals = goals.filter(rep__in=rep_ids)
     goals = goals.select_related("product_line", "territory")
     if revisions:
-        goals = goals.prefetch_related("revisions")
+        # A plain list per goal (``to_attr``): a related manager's queryset per goal,
+        # which ``prefetch_related("revisions")`` builds, was most of this read's time.
+        goals = goals.prefetch_related(Prefetch("revisions", to_attr=REVISIONS_ATTR))
     return list(goals.order_by("rep_id", "metric", "start", "pk"))
 
 
@@ -681,7 +781,10 @@ def goal_progress(goal: Goal, totals: dict[str, Any], today: date) -> GoalProgre
     are not in the facts yet).
     """
     through = min(goal.end, today - timedelta(days=1))
-    target = goal_target_on(goal, min(max(today, goal.start), goal.end), goal.revisions.all())
+    revisions = getattr(goal, REVISIONS_ATTR, None)  # loaded by ``rep_goals``
+    if revisions is None:
+        revisions = goal.revisions.all()
+    target = goal_target_on(goal, min(max(today, goal.start), goal.end), revisions)
     actual = goal_actual(goal, totals)
     attainment_value = ratio(actual, target)
     needed = remaining = None
