@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from email.headerregistry import Address
 from zoneinfo import ZoneInfo
 
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection
 from django.db.models import Q, QuerySet
-from django.template.loader import render_to_string
-from django.utils import translation
 
 from accounts.access import managed_team_and_member_ids
 from accounts.models import ReminderEmails, Role, User
@@ -33,8 +30,8 @@ from reminders.services import (
     message_id,
     no_email_reason,
     send_claimed,
-    sender_address,
     site_url,
+    user_email,
 )
 
 # Items listed per section of the email; the rest is a count and a link.
@@ -157,25 +154,17 @@ def _build_digest_email(
         finish_claim(DIGESTS, pk, claimed_at, EmailState.FAILED, last_error="the user has no email")
         return "failed"
     Digest.objects.filter(pk=pk).update(item_count=content.item_count)
-    with translation.override(user.language):
-        context = {
+    return user_email(
+        user=user,
+        template="digest",
+        message_id=message_id(DIGESTS.prefix, pk),
+        context=lambda: {
             "digest": digest,
             "user": user,
             "content": content,
             "url": site_url("reminders:list"),
-        }
-        subject = render_to_string("emails/digest_subject.txt", context).strip()
-        body = render_to_string("emails/digest.txt", context)
-        html = render_to_string("emails/digest.html", context)
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=body,
-        from_email=sender_address(),
-        to=[str(Address(display_name=user.display_name, addr_spec=user.email))],
-        headers={"Message-ID": message_id(DIGESTS.prefix, pk)},
+        },
     )
-    message.attach_alternative(html, "text/html")
-    return message
 
 
 def digest_send(*, digest_id: int, now: datetime) -> SendOutcome:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.headerregistry import Address
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -319,22 +320,38 @@ def _build_reminder_email(
             REMINDERS, pk, claimed_at, EmailState.FAILED, last_error="the user has no email"
         )
         return "failed"
-    with translation.override(user.language):
-        context = {
+    return user_email(
+        user=user,
+        template="reminder",
+        message_id=message_id(REMINDERS.prefix, pk),
+        context=lambda: {
             "reminder": reminder,
             "user": user,
             "label": reminder_label(reminder),
             "url": site_url("reminders:list"),
-        }
-        subject = render_to_string("emails/reminder_subject.txt", context).strip()
-        body = render_to_string("emails/reminder.txt", context)
-        html = render_to_string("emails/reminder.html", context)
+        },
+    )
+
+
+def user_email(
+    *, user: User, template: str, message_id: str, context: Callable[[], dict[str, Any]]
+) -> EmailMultiAlternatives:
+    """The HTML + text email ``emails/<template>*`` to ``user``, in their language.
+
+    ``context`` is called inside the user's language, so labels it translates
+    come out in that language too.
+    """
+    with translation.override(user.language):
+        values = context()
+        subject = render_to_string(f"emails/{template}_subject.txt", values).strip()
+        body = render_to_string(f"emails/{template}.txt", values)
+        html = render_to_string(f"emails/{template}.html", values)
     message = EmailMultiAlternatives(
         subject=subject,
         body=body,
         from_email=sender_address(),
         to=[str(Address(display_name=user.display_name, addr_spec=user.email))],
-        headers={"Message-ID": message_id(REMINDERS.prefix, pk)},
+        headers={"Message-ID": message_id},
     )
     message.attach_alternative(html, "text/html")
     return message
