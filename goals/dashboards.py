@@ -40,6 +40,7 @@ from feedback.services import is_working_day
 from goals.kpis import FACT_COLUMNS, MONEY_COLUMNS
 from goals.models import DailyRepFact, Goal, Metric, OwnerKind
 from goals.selectors import (
+    STATUS_COLOURS,
     Kpis,
     goal_actual,
     goal_target_on,
@@ -47,6 +48,7 @@ from goals.selectors import (
     pace,
     ratio,
 )
+from goals.selectors import pace_status as selectors_pace_status
 from goals.services import period_bounds
 from leads.models import DealStatus
 
@@ -728,19 +730,10 @@ def working_days(start: date, end: date) -> int:
 
 
 def pace_status(value: Decimal | None) -> str:
-    """By the pace thresholds of the settings, as on the goal pages: "on_track" at or
-    above GOAL_PACE_ON_TRACK, "at_risk" below GOAL_PACE_AT_RISK, "behind" in between
-    ("" without a pace)."""
-    if value is None:
-        return ""
-    if value >= settings.GOAL_PACE_ON_TRACK:
-        return "on_track"
-    if value < settings.GOAL_PACE_AT_RISK:
-        return "at_risk"
-    return "behind"
+    """``goals.selectors.pace_status`` of the pace, "" without one."""
+    return "" if value is None else selectors_pace_status(value)
 
 
-STATUS_COLOURS = {"on_track": "success", "behind": "warning", "at_risk": "danger"}
 STATUS_LABELS = {"on_track": _("On track"), "at_risk": _("At risk"), "behind": _("Behind")}
 
 

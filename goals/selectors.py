@@ -469,7 +469,13 @@ def goal_status(goal: Goal, actual: Decimal | None, target: Decimal, last_day: d
     if last_day >= goal.end:
         return MET if actual >= target else MISSED
     goal_pace = pace(actual, target, goal.start, goal.end, last_day)
-    if goal_pace is None or goal_pace >= settings.GOAL_PACE_ON_TRACK:
+    return ON_TRACK if goal_pace is None else pace_status(goal_pace)
+
+
+def pace_status(goal_pace: Decimal) -> str:
+    """On track at or above ``GOAL_PACE_ON_TRACK``, at risk below ``GOAL_PACE_AT_RISK``,
+    behind in between: the one reading of a pace, for goal pages and dashboards alike."""
+    if goal_pace >= settings.GOAL_PACE_ON_TRACK:
         return ON_TRACK
     if goal_pace < settings.GOAL_PACE_AT_RISK:
         return AT_RISK
