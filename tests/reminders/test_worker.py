@@ -16,7 +16,7 @@ from reminders.tasks import send_reminder_email
 from salesperf.celery import app as celery_app
 from tests.factories import UserFactory
 from tests.reminders.helpers import reminder_for
-from tests.test_celery_worker import worker_queue  # noqa: F401 - the fixture
+from tests.test_celery_worker import sent_mail, worker_queue  # noqa: F401 - the fixture
 
 COUNT = 20
 
@@ -62,6 +62,11 @@ def test_queued_twice_sent_once_by_a_real_worker(
     log = (tmp_path / "worker.log").read_text()
     assert Reminder.objects.filter(email_state=EmailState.SENT).count() == COUNT, log
 
-    sent = "".join(path.read_text() for path in mail_dir.iterdir())
-    message_ids = re.findall(r"^Message-ID: <reminder\.(\d+)@", sent, flags=re.MULTILINE)
+    def message_ids_in(text: str) -> list[str]:
+        return re.findall(r"^Message-ID: <reminder\.(\d+)@", text, flags=re.MULTILINE)
+
+    # The file backend creates a file before it writes to it: wait for the text of
+    # every email, not only for the rows.
+    sent = sent_mail(mail_dir, until=lambda text: len(message_ids_in(text)) >= COUNT, timeout=30)
+    message_ids = message_ids_in(sent)
     assert sorted(int(pk) for pk in message_ids) == sorted(ids)
