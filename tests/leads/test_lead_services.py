@@ -365,6 +365,90 @@ def test_deals_do_not_close_in_the_future(cast: Cast, time_machine) -> None:
         )
 
 
+def test_a_deal_keeps_a_copy_of_its_leads_creation_time_whatever_writes_it(cast: Cast) -> None:
+    """The dashboards' sales cycle reads ``Deal.lead_created_at``: database triggers keep
+    it equal to the lead's ``created_at`` through the service, bulk writes, a change of
+    lead, a corrected creation time and a deleted lead."""
+    from tests.factories_leads import DealFactory
+
+    customer = CustomerFactory(owner=cast.rep)
+    first = new_lead(cast, customer=customer, stage=Stage.SQL)
+    second = new_lead(cast, customer=customer)
+    Lead.objects.filter(pk=second.pk).update(created_at=NOW - dt.timedelta(days=30))
+    second.refresh_from_db()
+    recorded = services.deal_record(
+        actor=cast.rep,
+        customer=customer,
+        product_line=ProductLineFactory(),
+        amount=Decimal("500"),
+        close_date=TODAY,
+        status=DealStatus.WON,
+        lead=first,
+    )
+    [bulk] = Deal.objects.bulk_create(
+        [
+            DealFactory.build(
+                customer=customer, lead=second, owner=cast.rep, product_line=ProductLineFactory()
+            )
+        ]
+    )
+    without = DealFactory(customer=customer, owner=cast.rep)
+
+    def copy(deal: Deal) -> dt.datetime | None:
+        return Deal.objects.values_list("lead_created_at", flat=True).get(pk=deal.pk)
+
+    assert copy(recorded) == first.created_at
+    assert copy(bulk) == second.created_at == NOW - dt.timedelta(days=30)
+    assert copy(without) is None
+    Deal.objects.filter(pk=recorded.pk).update(lead=second)
+    assert copy(recorded) == second.created_at
+    corrected = NOW - dt.timedelta(days=90)
+    Lead.objects.filter(pk=second.pk).update(created_at=corrected)
+    assert copy(recorded) == copy(bulk) == corrected
+    Deal.objects.filter(pk=bulk.pk).update(lead_created_at=NOW)  # a stray write is undone
+    assert copy(bulk) == corrected
+    Deal.objects.filter(pk=recorded.pk).update(lead=None)
+    assert copy(recorded) is None
+
+
+def test_an_estimate_keeps_a_copy_of_its_leads_stage_whatever_writes_it(cast: Cast) -> None:
+    """The weighted pipeline reads ``Estimate.lead_stage``: database triggers keep it
+    equal to the lead's stage through a stage move, set-based updates, a change of
+    lead, bulk writes and a deleted lead."""
+    from leads.models import Estimate
+    from tests.factories_leads import EstimateFactory
+
+    customer = CustomerFactory(owner=cast.rep)
+    first = new_lead(cast, customer=customer)
+    second = new_lead(cast, customer=customer, stage=Stage.HOT)
+    estimate = EstimateFactory(owner=cast.rep, customer=customer, lead=first)
+    [bulk] = Estimate.objects.bulk_create(
+        [
+            EstimateFactory.build(
+                owner=cast.rep, customer=customer, lead=second, product_line=ProductLineFactory()
+            )
+        ]
+    )
+    alone = EstimateFactory(owner=cast.rep, customer=customer)
+
+    def copy(row: Estimate) -> str:
+        return Estimate.objects.values_list("lead_stage", flat=True).get(pk=row.pk)
+
+    assert (copy(estimate), copy(bulk), copy(alone)) == (first.stage, Stage.HOT, "")
+    services.lead_move_stage(
+        lead=first, actor=cast.rep, to=Stage.WARM, reason="Asked for a demo", now=NOW
+    )
+    assert copy(estimate) == Stage.WARM
+    Lead.objects.filter(pk=second.pk).update(stage=Stage.SQL)
+    assert copy(bulk) == Stage.SQL
+    Estimate.objects.filter(pk=estimate.pk).update(lead=second)
+    assert copy(estimate) == Stage.SQL
+    Estimate.objects.filter(pk=alone.pk).update(lead_stage=Stage.WON)  # a stray write is undone
+    assert copy(alone) == ""
+    Estimate.objects.filter(pk=estimate.pk).update(lead=None)
+    assert copy(estimate) == ""
+
+
 def test_expiry_is_set_based_and_repeat_safe(cast: Cast) -> None:
     from tests.factories_leads import EstimateFactory
 

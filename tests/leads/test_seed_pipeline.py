@@ -172,6 +172,8 @@ def assert_sales_consistent(leads: Any) -> None:
     for close_date, decided_at in deals.values_list("close_date", "lead__decided_at").iterator():
         assert close_date == decided_at.astimezone(TZ).date()
     assert not deals.exclude(customer=F("lead__customer")).exists()
+    assert not deals.exclude(lead_created_at=F("lead__created_at")).exists()
+    assert not estimates.exclude(lead_stage=F("lead__stage")).exists()
     assert not deals.exclude(owner=F("lead__owner")).exists()
     assert not estimates.exclude(customer=F("lead__customer")).exists()
     assert not deals.filter(status="lost", lost_reason="").exists()
