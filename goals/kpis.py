@@ -50,6 +50,9 @@ from leads.models import ActivityKind, DealStatus, Stage
 logger = logging.getLogger(__name__)
 
 FACTS = DailyRepFact._meta.db_table
+# The facts summed by (week inside a month, rep, product line): a materialized view
+# (migration goals 0003) that every run refreshes once its facts are written.
+WEEKLY_FACTS = "goals_weeklyrepfact"
 # One column per activity kind; every kind must have one (checked by the tests).
 ACTIVITY_COLUMNS: dict[str, str] = {kind.value: f"act_{kind.value}" for kind in ActivityKind}
 
@@ -462,6 +465,23 @@ def _begin(cursor: Any, *, lock: bool = True) -> None:
     cursor.execute("SET LOCAL jit = off")
 
 
+def _refresh_weekly(cursor: Any) -> None:
+    """Bring the weekly sums up to the facts just written, in the same transaction.
+
+    CONCURRENTLY: dashboards keep reading the old rows meanwhile, and only rows
+    that changed are written (a rerun writes none). A whole refresh, whatever the
+    days recomputed: about 1.6 s on the large data set's 424,000 facts.
+    """
+    with _step("weekly sums"):
+        cursor.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {WEEKLY_FACTS}")
+
+
+def refresh_weekly_facts() -> None:
+    """Refresh the weekly sums on their own (after facts written by other means: tests)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        _refresh_weekly(cursor)
+
+
 def _end(cursor: Any) -> None:
     # ON COMMIT DROP would do, but inside an outer transaction (tests) the next
     # run in it must find the names free.
@@ -486,6 +506,7 @@ def compute_facts(*, days: Iterable[date]) -> int:
         with _step("lead projection"):
             _stage_leads(cursor, chunk_params(days))
         rows, written = _refresh(cursor, fact_sources(), days)
+        _refresh_weekly(cursor)
         _end(cursor)
     logger.info("KPI facts: %s rows over %s days, %s written", rows, len(days), written)
     return rows
@@ -504,7 +525,8 @@ def compute_facts_range(start: date, end: date) -> int:
     # it guesses a day range's rows from a table that no longer exists (13x too
     # few seen on the large data set) and picks slow plans for the dashboards.
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE goals_dailyrepfact")
+        cursor.execute(f"ANALYZE {FACTS}")
+        cursor.execute(f"ANALYZE {WEEKLY_FACTS}")
     return rows
 
 
@@ -560,6 +582,7 @@ def nightly(today: date) -> int:
                     cursor, [source], extra[source.name], by_month=False
                 )
                 rows, written = rows + more_rows, written + more_written
+        _refresh_weekly(cursor)
         _end(cursor)
     older = sorted(set().union(*extra.values()))
     logger.info(

@@ -213,6 +213,12 @@ class DailyRepFact(models.Model):
     Not here, by design: the open weighted pipeline (a snapshot, not a daily
     fact), medians (not additive) and repeat business (needs each customer's
     earlier deals): ``goals.selectors`` reads those from the raw rows.
+
+    The materialized view ``goals_weeklyrepfact`` (migration 0003) holds these
+    columns summed by week inside a month, rep and product line; the KPI job
+    refreshes it after each run, and the dashboards read long ranges from it
+    (``goals.dashboards.weekly_span``). A migration changing a column here must
+    re-create that view.
     """
 
     day = models.DateField(_("day"))
