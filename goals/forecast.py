@@ -37,10 +37,14 @@ CENT = Decimal("0.01")
 
 
 def _probability() -> Case:
-    """The probability of an estimate's lead's stage, as a SQL expression."""
+    """The probability of an estimate's lead's stage, as a SQL expression.
+
+    Reads the estimate's copy of the stage (``Estimate.lead_stage``): no join to
+    the lead.
+    """
     probabilities = settings.PIPELINE_STAGE_PROBABILITIES
     whens = [
-        When(lead__stage=stage, then=Value(Decimal(str(probability))))
+        When(lead_stage=stage, then=Value(Decimal(str(probability))))
         for stage, probability in probabilities.items()
     ]
     no_lead = Decimal(str(probabilities.get(Stage.SQL, 0)))

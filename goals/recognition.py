@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from accounts.access import managed_team_and_member_ids, scope_owned
 from accounts.models import Role, Team, User
 from goals.models import Award, AwardKind, DailyRepFact, Goal, GoalRevision, Metric, OwnerKind
-from goals.selectors import Median, _cycle_days, goal_target_on, ratio
+from goals.selectors import Median, cycle_days, goal_target_on, ratio
 from leads.models import Deal, DealStatus
 
 ZERO = Decimal(0)
@@ -334,7 +334,7 @@ def scorecard_for_team(*, team: Team, start: date, end: date) -> Scorecard:
         )
         .values("owner")
         .annotate(
-            cycle_median=Median(_cycle_days(), filter=Q(lead__isnull=False)),
+            cycle_median=Median(cycle_days(), filter=Q(lead__isnull=False)),
             customers=Count("customer", distinct=True),
             repeat=Count("customer", distinct=True, filter=Q(customer__in=returning)),
         )

@@ -171,9 +171,13 @@ class Median(Aggregate):
     output_field = FloatField()
 
 
-def _cycle_days() -> Func:
-    """Days from the lead's creation (company day) to the deal's close date, at least 0."""
-    lead_day = TruncDate("lead__created_at", tzinfo=ZoneInfo(settings.TIME_ZONE))
+def cycle_days() -> Func:
+    """Days from the lead's creation (company day) to the deal's close date, at least 0.
+
+    Read from the deal's copy of the lead's creation time (no join); only for deals
+    whose ``lead`` is set (filter ``lead__isnull=False``), as the facts count them.
+    """
+    lead_day = TruncDate("lead_created_at", tzinfo=ZoneInfo(settings.TIME_ZONE))
     return Func(
         F("close_date"),
         lead_day,
@@ -213,7 +217,7 @@ def raw_deal_kpis(
     # Customers with a won deal before the range: one hashed lookup, not one per deal.
     returning = Deal.objects.filter(status=DealStatus.WON, close_date__lt=start).values("customer")
     return deals.aggregate(
-        cycle_median=Median(_cycle_days(), filter=Q(lead__isnull=False)),
+        cycle_median=Median(cycle_days(), filter=Q(lead__isnull=False)),
         customers=Count("customer", distinct=True),
         repeat=Count("customer", distinct=True, filter=Q(customer__in=returning)),
     )
@@ -551,6 +555,20 @@ _MAIN_COLUMN = {
     Metric.NPS: "nps_promoters",
 }
 _ANSWERED_COLUMN = {Metric.CSAT: "csat_answered", Metric.NPS: "nps_answered"}
+
+
+def metric_columns(goal: Goal) -> tuple[str, ...]:
+    """The fact columns ``goal_actual`` reads for the goal's metric."""
+    if goal.metric == Metric.ACTIVITIES:
+        if goal.activity_kind:
+            return (ACTIVITY_COLUMNS[goal.activity_kind],)
+        return tuple(ACTIVITY_COLUMNS.values())
+    columns = [_MAIN_COLUMN[goal.metric]]
+    if goal.metric in _ANSWERED_COLUMN:
+        columns.append(_ANSWERED_COLUMN[goal.metric])
+    if goal.metric == Metric.NPS:
+        columns.append("nps_detractors")
+    return tuple(columns)
 
 
 def _goal_totals_sql() -> str:

@@ -16,7 +16,7 @@ from goals.kpis import compute_facts_range
 from goals.models import Goal, Metric, OwnerKind, PeriodKind
 from leads.models import DealStatus, Stage
 from tests.conftest import Cast, client_for
-from tests.factories import ProductLineFactory, UserFactory
+from tests.factories import ProductLineFactory, TerritoryFactory, UserFactory
 from tests.goals.builders import activity, deal, estimate, lead, local
 from tests.reminders.helpers import reminder_for
 
@@ -225,6 +225,20 @@ def test_needed_per_remaining_working_day(cast: Cast, settings) -> None:
     assert "needed: 400.00 per working day (11 left)" in response.content.decode()
 
 
+def test_working_days_count_weeks_weekends_and_holidays(settings) -> None:
+    from feedback.services import is_working_day
+
+    settings.COMPANY_HOLIDAYS = ["2026-03-20", "2026-03-21", dt.date(2026, 4, 6)]  # a Saturday
+    first = dt.date(2026, 3, 1)
+    for start in (first + dt.timedelta(days=n) for n in range(9)):
+        for length in range(-1, 45):
+            end = start + dt.timedelta(days=length)
+            expected = sum(
+                is_working_day(start + dt.timedelta(days=n)) for n in range(max(0, length + 1))
+            )
+            assert dash.working_days(start, end) == expected, (start, end)
+
+
 def test_goal_met_needs_nothing_more(cast: Cast) -> None:
     deal(owner=cast.rep, close_date=dt.date(2026, 3, 3), amount="6000")
     compute_facts_range(dt.date(2026, 3, 1), dt.date(2026, 3, 15))
@@ -233,6 +247,57 @@ def test_goal_met_needs_nothing_more(cast: Cast) -> None:
     [progress] = response.context["goals"]
     assert progress.needed_per_day == Decimal("0.00")
     assert progress.attainment == Decimal("1.2")
+
+
+def test_overlapping_goals_each_count_their_own_days_lines_and_metrics(cast: Cast) -> None:
+    """A quarter goal, a month goal inside it and a narrowed one: each sums its own days,
+    line and metric (the days they share are read once, then added to each)."""
+    line_a, line_b = ProductLineFactory(name="Alpha"), ProductLineFactory(name="Beta")
+    north = TerritoryFactory(name="North")
+    deal(owner=cast.rep, close_date=dt.date(2026, 1, 20), amount="700", line=line_a)
+    deal(owner=cast.rep, close_date=dt.date(2026, 1, 21), amount="60", territory=north)
+    deal(owner=cast.rep, close_date=dt.date(2026, 2, 27), amount="100", line=line_b)
+    deal(owner=cast.rep, close_date=dt.date(2026, 3, 2), amount="1000", line=line_a)
+    deal(owner=cast.rep, close_date=dt.date(2026, 3, 10), amount="2000", line=line_b)
+    deal(owner=cast.teammate, close_date=dt.date(2026, 3, 4), amount="4000", line=line_a)
+    deal(owner=cast.rep, close_date=TODAY, amount="500", line=line_a)  # not in the facts yet
+    compute_facts_range(dt.date(2026, 1, 1), TODAY)
+    quarter = make_goal(cast.rep, "9000", start=dt.date(2026, 1, 1), end=dt.date(2026, 3, 31))
+    month = make_goal(cast.rep, "5000")
+    alpha = make_goal(cast.rep, "2000", line=line_a)
+    deals = make_goal(cast.rep, "5", metric=Metric.DEALS_WON)
+    late = make_goal(cast.rep, "10", start=dt.date(2026, 2, 15), end=dt.date(2026, 3, 20))
+    teammate = make_goal(cast.teammate, "8000")
+    in_north = make_goal(cast.rep, "100", start=dt.date(2026, 1, 1), end=dt.date(2026, 1, 31))
+    Goal.objects.filter(pk=in_north.pk).update(territory=north)
+    in_north.refresh_from_db()
+    january = make_goal(cast.rep, "900", start=dt.date(2026, 1, 1), end=dt.date(2026, 1, 31))
+    goals = [quarter, month, alpha, deals, late, teammate, in_north, january]
+    totals = dash.goal_fact_totals(goals, through=dt.date(2026, 3, 15))
+    assert totals[in_north.pk]["revenue_won"] == Decimal(60)
+    assert totals[january.pk]["revenue_won"] == Decimal(760)
+    assert totals[quarter.pk]["revenue_won"] == Decimal(3860)
+    assert totals[month.pk]["revenue_won"] == Decimal(3000)
+    assert totals[alpha.pk]["revenue_won"] == Decimal(1000)
+    assert totals[deals.pk]["deals_won"] == 2
+    assert totals[late.pk]["revenue_won"] == Decimal(3100)
+    # Without the territory goal, January comes from the weekly sums: the same figures.
+    again = dash.goal_fact_totals([quarter, january], through=dt.date(2026, 3, 15))
+    assert again[quarter.pk]["revenue_won"] == Decimal(3860)
+    assert again[january.pk]["revenue_won"] == Decimal(760)
+    assert totals[teammate.pk]["revenue_won"] == Decimal(4000)
+
+
+def test_goal_windows_are_cut_into_disjoint_segments() -> None:
+    quarter = (dt.date(2026, 1, 1), dt.date(2026, 3, 15))
+    month = (dt.date(2026, 3, 1), dt.date(2026, 3, 15))
+    late = (dt.date(2026, 4, 3), dt.date(2026, 4, 5))
+    assert dash._segments([quarter, month, month, late]) == [
+        (dt.date(2026, 1, 1), dt.date(2026, 2, 28)),
+        (dt.date(2026, 3, 1), dt.date(2026, 3, 15)),
+        (dt.date(2026, 4, 3), dt.date(2026, 4, 5)),  # the gap before it is no segment
+    ]
+    assert dash._segments([]) == []
 
 
 # --- Estimate coverage ------------------------------------------------------------------
@@ -255,6 +320,25 @@ def test_coverage_per_rep_and_product_line_flags_below_standard(cast: Cast) -> N
     [teammate_row] = [row for row in march.rows if row.label == "Bob Rep"]
     assert all(cell.quota is None for cell in teammate_row.cells)
     assert 'data-flag="low"' in response.content.decode()
+
+
+def test_a_month_without_a_revenue_goal_has_no_quota(cast: Cast) -> None:
+    line = ProductLineFactory(name="Alpha")
+    january = make_goal(cast.rep, "3000", start=dt.date(2026, 1, 1), end=dt.date(2026, 1, 31))
+    issued = {(cast.rep.pk, line.pk, dt.date(2026, 2, 1)): Decimal(500)}
+    table = dash.coverage_table(
+        groups=[("Alice", [cast.rep])],
+        lines=[line],
+        goals_by_rep={cast.rep.pk: [january]},
+        issued=issued,
+        months=[
+            (dt.date(2026, 1, 1), dt.date(2026, 1, 31)),
+            (dt.date(2026, 2, 1), dt.date(2026, 2, 28)),
+        ],
+    )
+    [[jan_cell]], [[feb_cell]] = ([row.cells for row in month.rows] for month in table)
+    assert (jan_cell.quota, jan_cell.issued) == (Decimal(3000), Decimal(0))
+    assert (feb_cell.quota, feb_cell.issued, feb_cell.coverage) == (None, Decimal(500), None)
 
 
 def test_quota_prorated_to_a_month_of_a_quarter_goal(cast: Cast) -> None:
@@ -356,6 +440,19 @@ def test_bad_period_gets_a_message_and_this_month(cast: Cast, params: dict, mess
     assert (period.start, period.end) == (dt.date(2026, 3, 1), dt.date(2026, 3, 31))
 
 
+def test_period_picker_keeps_the_chosen_period(cast: Cast) -> None:
+    params = {"period": "custom", "start": "2026-02-01", "end": "2026-03-01"}
+    response = client_for(cast.manager).get(
+        reverse("goals:team_dashboard", args=[cast.team.pk]), params
+    )
+    html = response.content.decode()
+    assert re.search(r'<label class="form-label" for="id_period">Period</label>', html)
+    assert re.search(r'<select name="period" class="form-select" id="id_period">', html)
+    assert '<option value="custom" selected>' in html
+    start = re.search(r'<input[^>]*name="start"[^>]*>', html).group(0)
+    assert 'class="form-control"' in start and 'value="2026-02-01"' in start
+
+
 @pytest.mark.parametrize(
     ("params", "bounds"),
     [
@@ -403,16 +500,18 @@ def busy_team(cast: Cast, count: int) -> None:
 #  period by rep (one scan);  6-7. rep goals and their revisions;
 #  8. each goal's facts;  9. raw won deals of this and the previous period
 #  (median cycle, repeat customers);  10. product lines;  11. the weighted pipeline
-#  by rep;  12. the team picker.
-TEAM_QUERIES = 12
+#  by rep;  12. the team picker;  and 13-15. the transaction planning them without
+#  parallel workers (a savepoint inside a test's transaction, SET LOCAL, release).
+TEAM_QUERIES = 15
 # Company: no team lookup or member list, but "the people" (reps and whoever has facts).
 COMPANY_QUERIES = 11
 # Rep: session, user, the rep (scoped), team member ids, the team's facts of the
 # period and the previous one (one scan: the rep's own figures and charts, the
 # team's total to average), goals, revisions, goals' facts, raw deals, lines,
 # pipeline, company revenue by rep and the people (ranks), the to-dos, the rep's
-# open reminders (fewer than ten: no count).
-REP_QUERIES = 15
+# open reminders (fewer than ten: no count); and the transaction without parallel
+# workers (savepoint, SET LOCAL, release).
+REP_QUERIES = 18
 
 
 @pytest.mark.parametrize("count", [1, 6])

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from goals.dashboards import competition_ranks
-from goals.kpis import compute_facts_range
+from goals.kpis import compute_facts_range, refresh_weekly_facts
 from goals.leaderboards import BoardMetric, leaderboard
 from goals.models import DailyRepFact, Goal, Metric, OwnerKind, PeriodKind
 from tests.conftest import Cast, client_for
@@ -50,7 +50,9 @@ def test_ties_share_a_rank_and_are_listed_by_name(cast: Cast) -> None:
 
 
 def fact(rep: User, **columns: int) -> None:
+    """A fact written directly, as the KPI job would (its weekly sums refreshed too)."""
     DailyRepFact.objects.create(day=dt.date(2026, 3, 3), rep=rep, **columns)
+    refresh_weekly_facts()
 
 
 def test_csat_needs_five_answers_to_rank(cast: Cast) -> None:
