@@ -24,6 +24,7 @@ The database needs no ``goals`` migration for this, and gets none.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import statistics
 import sys
@@ -58,7 +59,8 @@ def _search_path(sender: Any, connection: Any, **kwargs: Any) -> None:
 
 
 def create_facts_table() -> None:
-    """The facts table (with its unique key and indexes) in the bench schema only."""
+    """The facts table (with its unique key and indexes) and the weekly sums over it
+    (as migration goals 0003 creates them), in the bench schema only."""
     with connection.cursor() as cursor:
         cursor.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         cursor.execute(f"CREATE SCHEMA {SCHEMA}")
@@ -66,6 +68,9 @@ def create_facts_table() -> None:
     connection_created.connect(_search_path)
     with connection.schema_editor() as editor:
         editor.create_model(DailyRepFact)
+    weekly = importlib.import_module("goals.migrations.0003_weekly_rep_facts")
+    with connection.cursor() as cursor:
+        cursor.execute(weekly.CREATE)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT table_schema FROM information_schema.tables WHERE table_name = %s",
