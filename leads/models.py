@@ -405,7 +405,7 @@ class Estimate(models.Model):
     decided_on = models.DateField(_("decided on"), null=True, blank=True)
     # A copy of the lead's ``stage`` ("" without a lead), so the weighted pipeline
     # (amount x the stage's probability) of a team's open estimates needs no lookup
-    # of each estimate's lead. Kept by database triggers (migration leads 0006) on
+    # of each estimate's lead. Kept by database triggers (migration leads 0004) on
     # every write, whatever the path: an estimate's insert or change of lead, a
     # change of the lead's stage.
     lead_stage = models.CharField(
