@@ -48,10 +48,10 @@ from goals.selectors import (
     metric_columns,
     pace,
     ratio,
+    raw_deal_kpis,
 )
 from goals.selectors import pace_status as selectors_pace_status
 from goals.services import period_bounds
-from leads.models import DealStatus
 
 RepIds = list[int] | None  # None: every rep of the company (and the unassigned leads)
 ZERO = Decimal(0)
@@ -225,8 +225,8 @@ def scope_kpis(
     """Every KPI of DESIGN.md for the period (facts up to yesterday) and the period
     before, from already summed facts plus the raw-deal figures of both (one query)."""
     previous_start, previous_end = period.previous
-    raw = raw_deal_figures(
-        rep_ids=rep_ids, start=period.start, end=period.facts_end, previous_start=previous_start
+    raw = raw_deal_kpis(
+        reps=rep_ids, start=period.start, end=period.facts_end, previous_start=previous_start
     )
     result = []
     for key, facts, first, last, revenue_quota in (
@@ -491,10 +491,13 @@ class _Where:
         self.params.extend(day for pair in ranges for day in pair)
         return f"({days})" + self.reps("f", ids)
 
-    def sources(self, start: date, end: date, ids: RepIds) -> list[tuple[str, str, str]]:
+    def sources(
+        self, start: date, end: date, ids: RepIds, weekly: bool = True
+    ) -> list[tuple[str, str, str]]:
         """(alias, table, condition) of the rows covering [start, end]: the weekly sums of
-        its whole segments, the daily facts of its edges; as many as there are parts."""
-        span = weekly_span(start, end)
+        its whole segments, the daily facts of its edges; as many as there are parts.
+        Only the daily facts when not ``weekly`` (the weekly sums have no territory)."""
+        span = weekly_span(start, end) if weekly else None
         edges = _daily_ranges(start, end, span)
         found = []
         if span is not None:
@@ -684,64 +687,6 @@ def _percent(share: Decimal | None) -> float | None:
     return round(float(share * 100), 1) if share is not None else None
 
 
-# --- What is not additive: from the raw won deals ---------------------------------------
-
-
-def raw_deal_figures(
-    *, rep_ids: RepIds, start: date, end: date, previous_start: date
-) -> dict[str, Any]:
-    """The median sales cycle, customers won and repeat customers of [start, end] and
-    of the days before it, [previous_start, start - 1], in ONE query.
-
-    Same definitions as ``goals.selectors.raw_deal_kpis`` (the keys of the previous
-    range carry a ``previous_`` prefix), but "had a won deal before the range" is an
-    EXISTS per deal on the (customer, status, close date) index instead of a hash of
-    every customer who ever bought: on 150,000 deals that hash was 80 % of the query.
-    The cycle reads the deal's copy of its lead's creation time
-    (``Deal.lead_created_at``): a lookup of each deal's lead was a third of the
-    query for a team, and a join hashed all million leads for the company (1.4 s).
-
-    Written in SQL: the ORM built this query (two subqueries, two EXISTS, six
-    filtered aggregates) in about as long as PostgreSQL took to run it for a team.
-    """
-    days = "GREATEST(0, d.close_date - (d.lead_created_at AT TIME ZONE %(zone)s)::date)"
-
-    def before(day: str) -> str:
-        return (
-            "EXISTS (SELECT 1 FROM leads_deal e WHERE e.customer_id = d.customer_id "  # noqa: S608
-            f"AND e.status = %(won)s AND e.close_date < %({day})s)"
-        )
-
-    current, previous = "d.close_date >= %(start)s", "d.close_date < %(start)s"
-    owners = " AND d.owner_id = ANY(%(reps)s)" if rep_ids is not None else ""
-    sql = (
-        "SELECT "  # noqa: S608
-        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {days}) "
-        f"FILTER (WHERE {current} AND d.lead_id IS NOT NULL), "
-        f"COUNT(DISTINCT d.customer_id) FILTER (WHERE {current}), "
-        f"COUNT(DISTINCT d.customer_id) FILTER (WHERE {current} AND {before('start')}), "
-        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {days}) "
-        f"FILTER (WHERE {previous} AND d.lead_id IS NOT NULL), "
-        f"COUNT(DISTINCT d.customer_id) FILTER (WHERE {previous}), "
-        f"COUNT(DISTINCT d.customer_id) FILTER (WHERE {previous} AND {before('previous_start')}) "
-        "FROM leads_deal d WHERE d.status = %(won)s "
-        f"AND d.close_date >= %(previous_start)s AND d.close_date <= %(end)s{owners}"
-    )
-    params = {
-        "zone": settings.TIME_ZONE,
-        "won": DealStatus.WON.value,
-        "start": start,
-        "previous_start": previous_start,
-        "end": end,
-        "reps": list(rep_ids) if rep_ids is not None else None,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    keys = ("cycle_median", "customers", "repeat")
-    return dict(zip([*keys, *(f"previous_{key}" for key in keys)], row, strict=True))
-
-
 # --- Goals -----------------------------------------------------------------------------
 
 
@@ -814,25 +759,18 @@ def goal_fact_totals(goals: Sequence[Goal], through: date) -> dict[int, dict[str
             ]
             reps = sorted({goal.rep_id for goal in covering})
             # The weekly sums have no territory: only segments no territory goal covers.
-            span = None
-            if all(goal.territory_id is None for goal in covering):
-                span = weekly_span(first, last)
-            if span is not None:
-                where.params += [first, last]
+            weekly = all(goal.territory_id is None for goal in covering)
+            for alias, table, condition in where.sources(first, last, reps, weekly):
+                territory = "NULL::bigint" if alias == "w" else "f.territory_id"
+                sums = ", ".join(f'SUM({alias}."{column}")' for column in columns)
+                # The segment's days as literals (dates, never user text): its
+                # condition's parameters are already in ``where.params``.
                 selects.append(
-                    "SELECT %s::date, %s::date, w.rep_id, w.product_line_id, NULL::bigint, "  # noqa: S608
-                    + ", ".join(f'SUM(w."{column}")' for column in columns)
-                    + f" FROM {WEEKLY_FACTS} w WHERE {where.in_span(span, reps)} "
-                    "GROUP BY w.rep_id, w.product_line_id"
-                )
-            edges = _daily_ranges(first, last, span)
-            if edges:
-                where.params += [first, last]
-                selects.append(
-                    "SELECT %s::date, %s::date, f.rep_id, f.product_line_id, f.territory_id, "  # noqa: S608
-                    + ", ".join(f'SUM(f."{column}")' for column in columns)
-                    + f" FROM {DailyRepFact._meta.db_table} f WHERE {where.on_days(edges, reps)} "
-                    "GROUP BY f.rep_id, f.product_line_id, f.territory_id"
+                    f"SELECT DATE '{first.isoformat()}', DATE '{last.isoformat()}', "  # noqa: S608
+                    f"{alias}.rep_id, {alias}.product_line_id, {territory}, {sums} "
+                    f"FROM {table} {alias} WHERE {condition} "
+                    f"GROUP BY {alias}.rep_id, {alias}.product_line_id"
+                    + (", f.territory_id" if alias == "f" else "")
                 )
         with connection.cursor() as cursor:
             cursor.execute(" UNION ALL ".join(selects), where.params)

@@ -24,7 +24,6 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Aggregate,
-    Count,
     F,
     FloatField,
     Func,
@@ -39,7 +38,7 @@ from accounts.access import get_or_404, managed_team_and_member_ids
 from accounts.models import ProductLine, Role, Territory, User
 from goals.kpis import ACTIVITY_COLUMNS, FACT_COLUMNS, MONEY_COLUMNS
 from goals.models import DailyRepFact, Goal, GoalRevision, Metric, OwnerKind
-from leads.models import ActivityKind, Deal, DealStatus
+from leads.models import ActivityKind, DealStatus
 
 Number = Decimal | int
 RepScope = QuerySet[User] | Iterable[int]
@@ -187,13 +186,24 @@ def cycle_days() -> Func:
     )
 
 
+def _owner_condition(reps: RepScope | None) -> tuple[str, list[Any]]:
+    """`` AND d.owner_id …`` for the reps (a queryset, as a subquery, or ids); "" for None."""
+    if reps is None:
+        return "", []
+    if isinstance(reps, QuerySet):
+        sql, params = reps.values("pk").query.sql_with_params()
+        return f" AND d.owner_id IN ({sql})", list(params)
+    return " AND d.owner_id = ANY(%s)", [list(reps)]
+
+
 def raw_deal_kpis(
     *,
-    reps: RepScope,
+    reps: RepScope | None,
     start: date,
     end: date,
     product_line: ProductLine | int | None = None,
     territory: Territory | int | None = None,
+    previous_start: date | None = None,
 ) -> dict[str, Any]:
     """What is not additive, from the raw won deals of the range (one query).
 
@@ -203,24 +213,52 @@ def raw_deal_kpis(
       anyone, on any product line: they came back to the company. This cannot be
       a daily fact: whether a customer is "new" depends on the range's start,
       and distinct customers do not add up over days.
+
+    ``reps`` None is the whole company. With ``previous_start``, the same three for
+    [previous_start, start - 1] too, in the same query, under ``previous_`` keys
+    (the dashboards' change against the period before).
+
+    Written in SQL: "had a won deal before the range" is an EXISTS per deal on the
+    (customer, status, close date) index, where the ORM's ``customer__in`` hashed
+    every customer who ever bought (80 % of the query on 150,000 deals), and the ORM
+    took about as long to build the dashboards' two-range query as PostgreSQL took
+    to run it. The cycle reads the deal's copy of its lead's creation time
+    (``Deal.lead_created_at``): no join to a million leads.
     """
-    deals = Deal.objects.filter(
-        _rep_filter(reps, False, "owner"),
-        status=DealStatus.WON,
-        close_date__gte=start,
-        close_date__lte=end,
+    days = "GREATEST(0, d.close_date - (d.lead_created_at AT TIME ZONE %s)::date)"
+    zone = settings.TIME_ZONE
+    before = (
+        "EXISTS (SELECT 1 FROM leads_deal e WHERE e.customer_id = d.customer_id "
+        "AND e.status = %s AND e.close_date < %s)"
     )
-    if product_line is not None:
-        deals = deals.filter(product_line=_pk(product_line))
-    if territory is not None:
-        deals = deals.filter(territory=_pk(territory))
-    # Customers with a won deal before the range: one hashed lookup, not one per deal.
-    returning = Deal.objects.filter(status=DealStatus.WON, close_date__lt=start).values("customer")
-    return deals.aggregate(
-        cycle_median=Median(cycle_days(), filter=Q(lead__isnull=False)),
-        customers=Count("customer", distinct=True),
-        repeat=Count("customer", distinct=True, filter=Q(customer__in=returning)),
-    )
+    # (rows of the range, its first day): the range itself, then the one before it.
+    ranges = [("d.close_date >= %s", start)]
+    if previous_start is not None:
+        ranges.append(("d.close_date < %s", previous_start))
+    columns: list[str] = []
+    params: list[Any] = []
+    for in_range, first_day in ranges:
+        columns += [
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {days}) "
+            f"FILTER (WHERE {in_range} AND d.lead_id IS NOT NULL)",
+            f"COUNT(DISTINCT d.customer_id) FILTER (WHERE {in_range})",
+            f"COUNT(DISTINCT d.customer_id) FILTER (WHERE {in_range} AND {before})",
+        ]
+        params += [zone, start, start, start, DealStatus.WON.value, first_day]
+    owners, owner_params = _owner_condition(reps)
+    where = f"d.status = %s AND d.close_date >= %s AND d.close_date <= %s{owners}"
+    params += [DealStatus.WON.value, previous_start or start, end, *owner_params]
+    for column, value in (("product_line_id", product_line), ("territory_id", territory)):
+        if value is not None:
+            where += f" AND d.{column} = %s"
+            params.append(_pk(value))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(columns)} FROM leads_deal d WHERE {where}", params)  # noqa: S608
+        row = cursor.fetchone()
+    keys = ["cycle_median", "customers", "repeat"]
+    if previous_start is not None:
+        keys += [f"previous_{key}" for key in keys]
+    return dict(zip(keys, row, strict=True))
 
 
 def kpis_for(
