@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
+from typing import Any
 
 from celery import shared_task
 from celery.exceptions import MaxRetriesExceededError
@@ -28,18 +29,23 @@ logger = logging.getLogger(__name__)
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
+# Sending tasks: a database outage retries the task with a growing delay (SMTP errors
+# are pushed back on the email's row instead, see ``_retry_later``).
+SEND_TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "autoretry_for": DATABASE_ERRORS,
+    "retry_backoff": 5,
+    "retry_backoff_max": 5 * 60,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
+
+
 def _moment(at: str | None) -> datetime:
     return datetime.fromisoformat(at) if at else timezone.now()
 
 
-@shared_task(
-    bind=True,
-    autoretry_for=DATABASE_ERRORS,
-    retry_backoff=5,
-    retry_backoff_max=5 * 60,
-    retry_jitter=True,
-    max_retries=10,
-)
+@shared_task(**SEND_TASK_OPTIONS)
 def send_reminder_email(self, reminder_id: int) -> str:  # type: ignore[no-untyped-def]
     """Claim, send and mark sent one reminder email (Message-ID ``<reminder.{id}@…>``).
 
@@ -52,14 +58,7 @@ def send_reminder_email(self, reminder_id: int) -> str:  # type: ignore[no-untyp
     return _retry_later(self, outcome)
 
 
-@shared_task(
-    bind=True,
-    autoretry_for=DATABASE_ERRORS,
-    retry_backoff=5,
-    retry_backoff_max=5 * 60,
-    retry_jitter=True,
-    max_retries=10,
-)
+@shared_task(**SEND_TASK_OPTIONS)
 def send_digest(self, digest_id: int) -> str:  # type: ignore[no-untyped-def]
     """Claim, send and mark sent one daily digest (Message-ID ``<digest.{id}@…>``)."""
     outcome = digests.digest_send(digest_id=digest_id, now=timezone.now())
